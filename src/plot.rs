@@ -1,0 +1,211 @@
+//! Figures: line charts as SVG (plotters) and grids of small images as SVG with the pixels
+//! embedded as one PNG.
+//!
+//! Charts are SVG so their text is drawn by the reader's browser (no font files needed to build
+//! them) and stays sharp at any zoom. Colours follow the Okabe-Ito palette, which stays
+//! distinguishable under the common forms of colour blindness; lines also differ in dash style,
+//! so nothing depends on colour alone.
+
+use base64::Engine;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+
+/// The Okabe-Ito palette (blue, vermillion, bluish green, orange, reddish purple, sky blue).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x56, 0xB4, 0xE9),
+];
+
+/// One line of a chart.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// The legend entry.
+    pub name: String,
+    /// The points, in drawing order.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A series from a name and points.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series {
+            name: name.into(),
+            points,
+        }
+    }
+
+    /// A series whose x values are 1, 2, 3, ... (such as one value per epoch).
+    pub fn per_epoch(name: impl Into<String>, values: &[f64]) -> Self {
+        Series::new(
+            name,
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| ((i + 1) as f64, v))
+                .collect(),
+        )
+    }
+}
+
+/// Text of a chart: title and axis labels.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    /// Drawn above the chart.
+    pub title: &'a str,
+    /// Under the x axis.
+    pub x: &'a str,
+    /// Beside the y axis.
+    pub y: &'a str,
+}
+
+fn bounds(series: &[Series], pick: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .map(pick)
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
+    (lo - pad, hi + pad)
+}
+
+/// Draws the series as a line chart, 720x420, and returns the SVG text.
+pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (x0, x1) = bounds(series, |p| p.0);
+        let (y0, y1) = bounds(series, |p| p.1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(labels.title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(labels.x)
+            .y_desc(labels.y)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let style = colour.stroke_width(2);
+            let points = s.points.iter().copied().filter(|p| p.1.is_finite());
+            if i % 2 == 0 {
+                chart.draw_series(LineSeries::new(points, style))?
+            } else {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
+            }
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// One tile of an image grid: grey pixels in `[0, 1]` (0 white, 1 black: ink on paper),
+/// row-major, and a caption drawn under it.
+#[derive(Clone, Debug)]
+pub struct Tile<'a> {
+    /// `rows * cols` intensities.
+    pub pixels: &'a [f32],
+    /// A short caption, such as `"7 (true 2)"`.
+    pub caption: String,
+}
+
+/// Lays tiles of `rows x cols` pixels out in a grid `columns` wide, each pixel drawn as a
+/// `scale x scale` square, and returns an SVG with the pixels as one embedded PNG and the
+/// captions as text.
+pub fn image_grid(
+    tiles: &[Tile<'_>],
+    rows: usize,
+    cols: usize,
+    columns: usize,
+    scale: usize,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(columns > 0 && scale > 0, "image_grid: empty layout");
+    let gap = 2;
+    // Each cell of the PNG is the image with a white band under it for the caption.
+    let band = 20usize.div_ceil(scale);
+    let grid_rows = tiles.len().div_ceil(columns).max(1);
+    let (cell_w, cell_h) = (cols + gap, rows + band + gap);
+    let (w, h) = (columns * cell_w + gap, grid_rows * cell_h + gap);
+    let mut png_pixels = vec![255u8; w * h];
+    for (t, tile) in tiles.iter().enumerate() {
+        anyhow::ensure!(
+            tile.pixels.len() == rows * cols,
+            "image_grid: tile {t} has {} pixels, expected {rows}x{cols}",
+            tile.pixels.len()
+        );
+        let (y0, x0) = (gap + (t / columns) * cell_h, gap + (t % columns) * cell_w);
+        for r in 0..rows {
+            for c in 0..cols {
+                let v = tile.pixels[r * cols + c].clamp(0.0, 1.0);
+                png_pixels[(y0 + r) * w + x0 + c] = (255.0 * (1.0 - v)).round() as u8;
+            }
+        }
+    }
+    let png = encode_grey_png(&png_pixels, w, h)?;
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    let (svg_w, svg_h) = (w * scale, h * scale);
+    let mut svg = String::new();
+    writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{svg_w}" height="{svg_h}" viewBox="0 0 {svg_w} {svg_h}">"#
+    )?;
+    writeln!(
+        svg,
+        r#"<image width="{svg_w}" height="{svg_h}" style="image-rendering:pixelated" href="data:image/png;base64,{data}"/>"#
+    )?;
+    for (t, tile) in tiles.iter().enumerate() {
+        let x = (gap + (t % columns) * cell_w) * scale + cols * scale / 2;
+        let y = (gap + (t / columns) * cell_h + rows) * scale + 15;
+        writeln!(
+            svg,
+            r#"<text x="{x}" y="{y}" font-family="sans-serif" font-size="13" text-anchor="middle" fill="black">{}</text>"#,
+            escape(&tile.caption)
+        )?;
+    }
+    svg.push_str("</svg>\n");
+    Ok(svg)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Encodes 8-bit grey pixels (row-major, `w * h`) as a PNG.
+pub fn encode_grey_png(pixels: &[u8], w: usize, h: usize) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, u32::try_from(w)?, u32::try_from(h)?);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header()?;
+        writer.write_image_data(pixels)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,188 @@
+//! The MLP chapter program, run in-process on its `--quick` path and as a process with bad input.
+
+use dlfs::mlp::experiment::{Cli, run};
+use dlfs::runner::parse;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn quick(out: &Path, seed: &str) {
+    let cli: Cli = parse([
+        "mlp",
+        "--quick",
+        "--seed",
+        seed,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    run(cli).unwrap();
+}
+
+#[test]
+fn quick_run_writes_well_formed_outputs_and_the_loss_falls() {
+    let dir = tempfile::tempdir().unwrap();
+    quick(dir.path(), "3");
+    for name in [
+        "loss.svg",
+        "accuracy.svg",
+        "mistakes.svg",
+        "results.md",
+        "provenance.md",
+        "results.json",
+    ] {
+        let bytes =
+            std::fs::read(dir.path().join(name)).unwrap_or_else(|_| panic!("{name} missing"));
+        assert!(bytes.len() > 100, "{name} is nearly empty");
+    }
+    for svg in ["loss.svg", "accuracy.svg", "mistakes.svg"] {
+        let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let history = json["report"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3, "epoch 0 and two epochs");
+    let losses: Vec<f64> = history
+        .iter()
+        .map(|e| e["train"]["loss"].as_f64().unwrap())
+        .collect();
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(
+        losses[1] < losses[0] && losses[2] < losses[1],
+        "the training loss must fall: {losses:?}"
+    );
+    let acc = history[2]["validation"]["accuracy"].as_f64().unwrap();
+    assert!(
+        acc > 0.6,
+        "two quick epochs on 1,000 images reach well above chance, got {acc}"
+    );
+    let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(table.contains("| test | 500 |"), "{table}");
+    assert_eq!(json["provenance"]["seed"], 3);
+}
+
+#[test]
+fn the_same_seed_reproduces_every_output_exactly() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    quick(a.path(), "5");
+    quick(b.path(), "5");
+    for name in ["loss.svg", "accuracy.svg", "mistakes.svg", "results.md"] {
+        let (x, y) = (
+            std::fs::read(a.path().join(name)).unwrap(),
+            std::fs::read(b.path().join(name)).unwrap(),
+        );
+        assert!(x == y, "{name} differs between two runs with the same seed");
+    }
+    let c = tempfile::tempdir().unwrap();
+    quick(c.path(), "6");
+    let (x, y) = (
+        std::fs::read(a.path().join("results.md")).unwrap(),
+        std::fs::read(c.path().join("results.md")).unwrap(),
+    );
+    assert!(x != y, "another seed should give other numbers");
+}
+
+#[test]
+fn bad_flags_are_errors() {
+    for args in [
+        vec!["mlp", "--bogus"],
+        vec!["mlp", "--epochs", "0"],
+        vec!["mlp", "--epochs", "ten"],
+        vec!["mlp", "--batch-size", "-3"],
+        vec!["mlp", "--seed"],
+    ] {
+        assert!(parse::<Cli>(args.clone()).is_err(), "{args:?} was accepted");
+    }
+    let cli: Cli = parse(["mlp", "--quick", "--lr", "NaN"]).unwrap();
+    assert!(run(cli).unwrap_err().to_string().contains("--lr"));
+}
+
+/// The example binary, built by `cargo test` next to the test executables.
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir
+        .join("examples")
+        .join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
+fn run_binary(args: &[&str]) -> (i32, String) {
+    let out = Command::new(example_binary())
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_program_fails_in_one_line_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        std::fs::write(corrupt.join(name), b"\x00\x00\x08\x03\x00\x00\x00\x05").unwrap();
+    }
+    let file_as_out = dir.path().join("a-file");
+    std::fs::write(&file_as_out, b"x").unwrap();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["--bogus".into()], 2, "--bogus"),
+        (vec!["--epochs".into(), "0".into()], 2, "--epochs"),
+        (
+            vec!["--quick".into(), "--data".into(), "/no/such/dir".into()],
+            1,
+            "/no/such/dir",
+        ),
+        (
+            vec![
+                "--quick".into(),
+                "--data".into(),
+                corrupt.display().to_string(),
+            ],
+            1,
+            "header ends",
+        ),
+        (
+            vec![
+                "--quick".into(),
+                "--out".into(),
+                file_as_out.join("x").display().to_string(),
+            ],
+            1,
+            "output folder",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, stderr) = run_binary(&args);
+        assert_eq!(status, code, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(needle),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read(&file_as_out).unwrap(),
+        b"x",
+        "nothing was overwritten"
+    );
+}
