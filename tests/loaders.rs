@@ -154,3 +154,70 @@ fn missing_files_and_folders() {
     let e = Mnist::load(dir.path()).unwrap_err();
     assert!(e.to_string().contains("train-images-idx3-ubyte.gz"), "{e}");
 }
+
+mod digits {
+    use dlfs::data::digits::Digits;
+    use std::path::Path;
+
+    #[test]
+    fn the_shipped_digits_and_their_fixed_split() {
+        let d = Digits::shipped().unwrap();
+        assert_eq!(d.x.dim(), (1797, 64));
+        let s = d.split();
+        assert_eq!(
+            (s.train.len(), s.validation.len(), s.test.len()),
+            (1078, 359, 360)
+        );
+        // The split is a partition: every image lands in exactly one part.
+        let mut rows: Vec<Vec<u64>> = [&s.train, &s.validation, &s.test]
+            .iter()
+            .flat_map(|p| {
+                p.x.rows()
+                    .into_iter()
+                    .map(|r| r.iter().map(|&v| v as u64).collect())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut all: Vec<Vec<u64>> =
+            d.x.rows()
+                .into_iter()
+                .map(|r| r.iter().map(|&v| v as u64).collect())
+                .collect();
+        rows.sort();
+        all.sort();
+        assert_eq!(rows, all);
+        // And it is fixed: the same call gives the same split.
+        assert_eq!(d.split().test.y, s.test.y);
+    }
+
+    #[test]
+    fn bad_digit_files() {
+        let p = Path::new("digits.csv");
+        let row = |label: &str| format!("{}{label}\n", "1,".repeat(64));
+        assert!(
+            Digits::parse(p, "")
+                .unwrap_err()
+                .to_string()
+                .contains("no images")
+        );
+        assert!(
+            Digits::parse(p, "1,2,3\n")
+                .unwrap_err()
+                .to_string()
+                .contains("3 fields")
+        );
+        assert!(
+            Digits::parse(p, &row("x"))
+                .unwrap_err()
+                .to_string()
+                .contains("not a whole number")
+        );
+        assert!(
+            Digits::parse(p, &row("10"))
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
+        assert_eq!(Digits::parse(p, &row("7")).unwrap().y, vec![7]);
+    }
+}

@@ -5,6 +5,7 @@
 //! sentence, never a panic.
 
 pub mod batches;
+pub mod digits;
 pub mod mnist;
 
 use std::path::{Path, PathBuf};
