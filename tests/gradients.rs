@@ -115,6 +115,7 @@ fn whole_mlp() {
         );
         h = activation::relu(&a);
     }
+    // ANCHOR: mlp_check
     let loss = |m: &Mlp<f64>, x: &Array2<f64>| softmax_cross_entropy(&m.infer(x), &labels).0;
     let check = GradCheck::default();
     let report = check.params(
@@ -128,6 +129,7 @@ fn whole_mlp() {
     );
     assert_eq!(report.checks.len(), 6, "three weights and three biases");
     report.assert_below(TOLERANCE);
+    // ANCHOR_END: mlp_check
     zero_grads(&mut model);
     let (z, cache) = model.forward(&x);
     let dx = model.backward(&cache, &softmax_cross_entropy(&z, &labels).1);
