@@ -96,6 +96,8 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
             .configure_mesh()
             .x_desc(labels.x)
             .y_desc(labels.y)
+            .x_label_formatter(&|x| tidy(*x))
+            .y_label_formatter(&|y| tidy(*y))
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(235, 235, 235))
@@ -117,7 +119,7 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend_corner(series, y0, y1))
             .draw()?;
         root.present()?;
     }
@@ -189,6 +191,32 @@ pub fn image_grid(
     }
     svg.push_str("</svg>\n");
     Ok(svg)
+}
+
+/// Puts the legend in the right-hand corner the curves leave free: at the bottom when the
+/// series end in the upper half of the chart, at the top otherwise.
+fn legend_corner(series: &[Series], y0: f64, y1: f64) -> SeriesLabelPosition {
+    let ends: Vec<f64> = series
+        .iter()
+        .filter_map(|s| s.points.last().map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .collect();
+    let mean = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
+    if mean > (y0 + y1) / 2.0 {
+        SeriesLabelPosition::LowerRight
+    } else {
+        SeriesLabelPosition::UpperRight
+    }
+}
+
+/// A tick label without float noise: `2` rather than `2.0`, `0.3` rather than `0.30000000000000004`.
+fn tidy(v: f64) -> String {
+    let r = (v * 1e6).round() / 1e6;
+    if r == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{r}")
+    }
 }
 
 fn escape(s: &str) -> String {

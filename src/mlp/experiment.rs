@@ -291,11 +291,12 @@ pub fn results_table(report: &Report, (n_train, n_val, n_test): (usize, usize, u
 
 /// Writes the figures, `results.md` and `results.json`.
 pub fn write_outputs(run: &Run, report: &Report, test: &Split, table: &str) -> Result<()> {
+    // Epoch 0 (the untrained network, loss about ln 10) is left out of the curves: it would
+    // squash the part of the plot where training and test losses part ways.
     let curve = |f: fn(&Epoch) -> f64, name: &str| {
         Series::new(
             name,
-            report
-                .history
+            report.history[1..]
                 .iter()
                 .map(|e| (e.epoch as f64, f(e)))
                 .collect(),
