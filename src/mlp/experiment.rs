@@ -125,12 +125,7 @@ pub fn train(
 ) -> Result<(Mlp<f32>, Report)> {
     let mut model = Mlp::<f32>::new(&config.sizes, rng);
     let mut adam = Adam::new(config.lr);
-    let score = |m: &Mlp<f32>, e: usize| Epoch {
-        epoch: e,
-        train: evaluate(m, train),
-        validation: evaluate(m, validation),
-        test: evaluate(m, test),
-    };
+    let score = |m: &Mlp<f32>, e: usize| score_all(m, e, train, validation, test);
     let mut history = vec![score(&model, 0)];
     let mut step = 0;
     for epoch in 1..=config.epochs {
@@ -152,24 +147,48 @@ pub fn train(
             100.0 * history[epoch].validation.accuracy
         ));
     }
-    let predictions = argmax_rows(&model.infer(&test.images));
-    let mistakes = predictions
-        .iter()
-        .zip(&test.labels)
-        .enumerate()
-        .filter(|(_, (p, y))| p != y)
-        .map(|(i, (&p, _))| (i, p))
-        .collect();
     let report = Report {
         config: config.clone(),
         params: count(&mut model),
         steps: step,
         history,
-        mistakes,
+        mistakes: mistakes(&model, test),
     };
     Ok((model, report))
 }
 // ANCHOR_END: train
+
+/// Scores on the three splits, as epoch `epoch` of a history.
+pub fn score_all(
+    model: &Mlp<f32>,
+    epoch: usize,
+    train: &Split,
+    validation: &Split,
+    test: &Split,
+) -> Epoch {
+    Epoch {
+        epoch,
+        train: evaluate(model, train),
+        validation: evaluate(model, validation),
+        test: evaluate(model, test),
+    }
+}
+
+/// The test images `model` gets wrong: `(index, predicted class)`.
+pub fn mistakes(model: &Mlp<f32>, test: &Split) -> Vec<(usize, usize)> {
+    argmax_rows(&model.infer(&test.images))
+        .iter()
+        .zip(&test.labels)
+        .enumerate()
+        .filter(|(_, (p, y))| p != y)
+        .map(|(i, (&p, _))| (i, p))
+        .collect()
+}
+
+/// How a checkpoint describes the network it holds.
+pub fn describe(sizes: &[usize]) -> String {
+    format!("layer sizes {sizes:?}")
+}
 
 /// The flags of `cargo run --release --example mlp`.
 #[derive(Clone, Debug, clap::Parser)]
@@ -187,6 +206,13 @@ pub struct Cli {
     /// Examples per training step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_size: u64,
+    /// After training, save the network to this safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<std::path::PathBuf>,
+    /// Load a network saved with --save instead of training one, and evaluate it; writes
+    /// `results.md` and `mistakes.svg` only into an explicit --out folder.
+    #[arg(long, value_name = "FILE", conflicts_with = "save")]
+    pub load: Option<std::path::PathBuf>,
 }
 
 /// The book's folder for this chapter's figures and tables.
@@ -236,11 +262,14 @@ pub fn run(cli: Cli) -> Result<()> {
         "--lr must be a positive number, got {}",
         cli.lr
     );
+    if let Some(file) = &cli.load {
+        return evaluate_checkpoint(common, &config, file);
+    }
     let run = Run::new(common, &chapter_dir())?;
     let (train_split, validation, test) = load_data(common)?;
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
     let progress = run.progress(config.epochs as u64, "mlp");
-    let (_, report) = train(
+    let (mut model, report) = train(
         &config,
         &train_split,
         &validation,
@@ -249,12 +278,40 @@ pub fn run(cli: Cli) -> Result<()> {
         &progress,
     )?;
     progress.finish_and_clear();
+    if let Some(file) = &cli.save {
+        crate::checkpoint::save(&mut model, "mlp", &describe(&config.sizes), file)?;
+    }
     let sizes = (train_split.len(), validation.len(), test.len());
     let table = results_table(&report, sizes);
     print!("{table}");
     write_outputs(&run, &report, &test, &table)
 }
 // ANCHOR_END: program
+
+/// `--load FILE`: scores a saved network instead of training one.
+fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Result<()> {
+    let mut model = Mlp::<f32>::new(&config.sizes, &mut ChaCha8Rng::seed_from_u64(0));
+    crate::checkpoint::load(&mut model, "mlp", &describe(&config.sizes), file)?;
+    let (train_split, validation, test) = load_data(common)?;
+    let report = Report {
+        config: Config {
+            epochs: 0,
+            ..config.clone()
+        },
+        params: count(&mut model),
+        steps: 0,
+        history: vec![score_all(&model, 0, &train_split, &validation, &test)],
+        mistakes: mistakes(&model, &test),
+    };
+    let table = results_table(&report, (train_split.len(), validation.len(), test.len()));
+    print!("{table}");
+    if common.out.is_some() {
+        let run = Run::new(common, &chapter_dir())?;
+        run.write("results.md", table.as_bytes())?;
+        write_mistakes(&run, &report, &test)?;
+    }
+    Ok(())
+}
 
 /// The Markdown results table.
 pub fn results_table(report: &Report, (n_train, n_val, n_test): (usize, usize, usize)) -> String {
@@ -328,6 +385,22 @@ pub fn write_outputs(run: &Run, report: &Report, test: &Split, table: &str) -> R
         ],
     )?;
     run.write("accuracy.svg", acc.as_bytes())?;
+    write_mistakes(run, report, test)?;
+    run.write("results.md", table.as_bytes())?;
+    let provenance = run.provenance();
+    run.write("provenance.md", provenance.markdown().as_bytes())?;
+    #[derive(Serialize)]
+    struct Json<'a> {
+        report: &'a Report,
+        provenance: crate::runner::Provenance,
+    }
+    let json = serde_json::to_string_pretty(&Json { report, provenance })?;
+    run.write("results.json", json.as_bytes())?;
+    Ok(())
+}
+
+/// Draws the first 32 misclassified test images with their guesses.
+fn write_mistakes(run: &Run, report: &Report, test: &Split) -> Result<()> {
     let shown: Vec<Tile<'_>> = report
         .mistakes
         .iter()
@@ -343,15 +416,5 @@ pub fn write_outputs(run: &Run, report: &Report, test: &Split, table: &str) -> R
         .collect();
     let grid = image_grid(&shown, test.rows, test.cols, 8, 3)?;
     run.write("mistakes.svg", grid.as_bytes())?;
-    run.write("results.md", table.as_bytes())?;
-    let provenance = run.provenance();
-    run.write("provenance.md", provenance.markdown().as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-    }
-    let json = serde_json::to_string_pretty(&Json { report, provenance })?;
-    run.write("results.json", json.as_bytes())?;
     Ok(())
 }

@@ -1,0 +1,159 @@
+//! Checkpoints: a model's parameters saved to and loaded from a safetensors file.
+//!
+//! [safetensors](https://huggingface.co/docs/safetensors) stores named tensors behind a small
+//! JSON header, so a checkpoint written here opens in the Python tools readers already use
+//! (`safetensors.numpy.load_file`, `safetensors.torch.load_file`). Tensors are named by the
+//! [`Params`] visitor (`layers.0.w`, ...); the header's metadata records which program wrote the
+//! file (`"model": "mlp"`) and a description of its shape, so loading a checkpoint into the wrong
+//! model is an error that says so, not a silent mix-up.
+//!
+//! Saving is atomic (a temporary file, then a rename), so an interrupted save never destroys the
+//! previous checkpoint.
+
+use crate::param::Params;
+use crate::runner::write_atomic;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The largest checkpoint [`load`] reads (4 GiB).
+pub const MAX_BYTES: u64 = 4 << 30;
+
+/// What can go wrong while loading a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid safetensors file, or does not fit the model.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::Invalid {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+// ANCHOR: save
+/// Saves every parameter of `model` to `path`, tagged with the model's `kind` (such as `"mlp"`)
+/// and a free-form `description` (such as its layer sizes), atomically.
+pub fn save(
+    model: &mut impl Params<f32>,
+    kind: &str,
+    description: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    model.visit("", &mut |name, p| {
+        let bytes = p.value.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((name.to_string(), p.value.shape().to_vec(), bytes));
+    });
+    let views = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            Ok((
+                name.as_str(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let metadata = HashMap::from([
+        ("model".to_string(), kind.to_string()),
+        ("description".to_string(), description.to_string()),
+        ("format".to_string(), "dlfs".to_string()),
+    ]);
+    let bytes = safetensors::serialize(views, Some(metadata))?;
+    write_atomic(path, &bytes)
+}
+// ANCHOR_END: save
+
+/// Loads the parameters of `model` from `path`, which must have been saved from a model of the
+/// same `kind` and `description`, with exactly the same parameter names and shapes.
+pub fn load(
+    model: &mut impl Params<f32>,
+    kind: &str,
+    description: &str,
+    path: &Path,
+) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_BYTES {
+        return Err(invalid(
+            path,
+            format!("{size} bytes, more than the {MAX_BYTES}-byte limit"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| invalid(path, format!("not a safetensors file ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let found = meta.get("model").map_or("an unknown model", String::as_str);
+    if found != kind {
+        return Err(invalid(
+            path,
+            format!("a checkpoint of {found}, not of {kind}"),
+        ));
+    }
+    let found = meta.get("description").map_or("", String::as_str);
+    if found != description {
+        return Err(invalid(
+            path,
+            format!("a {kind} checkpoint of {found}, but this model is {description}"),
+        ));
+    }
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| invalid(path, format!("not a safetensors file ({e})")))?;
+    // Check every tensor before touching the model, so a bad file leaves it as it was.
+    let mut wanted: Vec<(String, Vec<usize>)> = Vec::new();
+    model.visit("", &mut |name, p| {
+        wanted.push((name.to_string(), p.value.shape().to_vec()))
+    });
+    for (name, shape) in &wanted {
+        let t = file
+            .tensor(name)
+            .map_err(|_| invalid(path, format!("no tensor `{name}`")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+            return Err(invalid(
+                path,
+                format!(
+                    "`{name}` is {:?} {:?}, the model needs F32 {shape:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
+            ));
+        }
+    }
+    if wanted.len() != file.len() {
+        return Err(invalid(
+            path,
+            format!(
+                "{} tensors, but the model has {} parameters",
+                file.len(),
+                wanted.len()
+            ),
+        ));
+    }
+    model.visit("", &mut |name, mut p| {
+        let t = file.tensor(name).expect("checked above");
+        for (v, chunk) in p.value.iter_mut().zip(t.data().chunks_exact(4)) {
+            *v = f32::from_le_bytes(chunk.try_into().expect("4-byte chunks"));
+        }
+    });
+    Ok(())
+}
