@@ -4,7 +4,8 @@
 # scripts/browser/check-book.mjs. Screenshots of the MLP chapter (light, navy, 400px wide) go to
 # .ci/artifacts/.
 #
-#   scripts/browser-test.sh [BOOK_DIR]    check a built book (default: book/)
+#   scripts/browser-test.sh [BOOK_DIR]    check a built book (default: book/), served under the
+#                                         site-url of the book.toml beside it
 #   scripts/browser-test.sh --self-test   build tests/fixtures/broken-book, whose figure, equation,
 #                                         link and anchor are broken on purpose, and fail unless the
 #                                         checker reports every one of them
@@ -33,14 +34,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# serve DIR: starts python's http.server on a free port of 127.0.0.1, sets $port and $server_pid.
+# site_path BOOK_TOML: the path the book is published under (`site-url`, as on GitHub Pages).
+site_path() {
+  python3 -c 'import sys, tomllib; c = tomllib.load(open(sys.argv[1], "rb")); print(c.get("output", {}).get("html", {}).get("site-url", "/").strip("/"))' "$1"
+}
+
+# serve DIR SITE_PATH: starts python's http.server on a free port of 127.0.0.1 with the book at
+# /SITE_PATH/ (so the 404 page's absolute links work as on Pages); sets $url and $server_pid.
 serve() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$scratch/site"
+  mkdir -p "$scratch/site"
+  if [ -n "$2" ]; then
+    mkdir -p "$(dirname "$scratch/site/$2")"
+    ln -s "$(cd "$1" && pwd)" "$scratch/site/$2"
+  else
+    rmdir "$scratch/site"
+    ln -s "$(cd "$1" && pwd)" "$scratch/site"
+  fi
+  local port
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$1" >"$scratch/server.log" 2>&1 &
+  url="http://127.0.0.1:$port/${2:+$2/}"
+  python3 -m http.server "$port" --bind 127.0.0.1 --directory "$scratch/site" >"$scratch/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 50); do
-    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/index.html')" 2>/dev/null; then return 0; fi
+    if python3 -c "import urllib.request; urllib.request.urlopen('${url}index.html')" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
   echo "browser-test: the web server did not start" >&2
@@ -48,13 +66,14 @@ serve() {
   exit 1
 }
 
-# check DIR [ARTIFACTS]: runs the checker on a served book, Chromium's files kept in the scratch folder.
+# check DIR SITE_PATH [ARTIFACTS]: runs the checker on a served book, Chromium's files kept in
+# the scratch folder.
 check() {
-  serve "$1"
+  serve "$1" "$2"
   mkdir -p "$scratch/xdg"
   XDG_CONFIG_HOME="$scratch/xdg" XDG_CACHE_HOME="$scratch/xdg" TMPDIR="$scratch" \
-    node scripts/browser/check-book.mjs --url "http://127.0.0.1:$port/" --chromium /usr/bin/chromium \
-    ${2:+--artifacts "$2"}
+    node scripts/browser/check-book.mjs --url "$url" --chromium /usr/bin/chromium \
+    ${3:+--artifacts "$3"}
 }
 
 if [ "${1:-}" = "--self-test" ]; then
@@ -63,7 +82,7 @@ if [ "${1:-}" = "--self-test" ]; then
   # The fixture's build warns about its broken equation on purpose: that is the point.
   mdbook build "$fixture" -d "$scratch/book" >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log" >&2; exit 1; }
   set +e
-  check "$scratch/book" >"$scratch/out.txt" 2>&1
+  check "$scratch/book" "$(site_path "$fixture/book.toml")" >"$scratch/out.txt" 2>&1
   status=$?
   set -e
   cat "$scratch/out.txt"
@@ -92,4 +111,4 @@ fi
 
 book=${1:-book}
 [ -f "$book/index.html" ] || { echo "browser-test: no built book in $book (run scripts/build-book.sh)" >&2; exit 1; }
-check "$book" "$root/.ci/artifacts"
+check "$book" "$(site_path "$(dirname "$book")/book.toml")" "$root/.ci/artifacts"

@@ -427,6 +427,13 @@ async function run(context) {
       const file = path.join(artifacts, `${stem}-${theme}.png`);
       await p.screenshot({ path: file, fullPage: true });
       console.log(`check-book: screenshot ${file}`);
+      // And one screen around the first figure, the part worth a look in each theme.
+      if (seen.frames.length > 0) {
+        await p.evaluate(() => document.querySelector("main img").scrollIntoView({ block: "center" }));
+        const figure = path.join(artifacts, `${stem}-${theme}-figure.png`);
+        await p.screenshot({ path: figure });
+        console.log(`check-book: screenshot ${figure}`);
+      }
     }
     await p.close();
   }
