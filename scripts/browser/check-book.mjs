@@ -191,6 +191,7 @@ function inspectPage() {
     ids,
     headings,
     firstParagraph: paragraphs[0] ?? "",
+    paragraphText: paragraphs.join(" "),
     text: main.innerText,
     katexCount: main.querySelectorAll(".katex").length,
     theme: document.documentElement.className,
@@ -334,7 +335,7 @@ async function run(context) {
   const printUrl = new URL("print.html", base).href;
   const print = await checkPage(page, printUrl);
   if (print) {
-    const printText = print.text.replace(/\s+/g, " ");
+    const printText = print.paragraphText;
     const printHeadings = new Set(print.headings);
     for (const ch of chapters) {
       const info = infos.get(ch.url);
@@ -345,6 +346,14 @@ async function run(context) {
       const sample = info.firstParagraph.slice(0, 120);
       if (sample && !printText.includes(sample)) report("print", rel(ch.url), `the print page lacks the chapter's first paragraph ("${sample.slice(0, 40)}...")`);
     }
+  }
+  // A favicon, and it loads.
+  await goto(page, base.href);
+  const icons = await page.$$eval('link[rel~="icon"]', (ls) => ls.map((l) => l.href));
+  if (icons.length === 0) report("theme", "index.html", "no favicon");
+  for (const icon of icons) {
+    const r = await fetch(icon).catch(() => null);
+    if (!r || !r.ok) report("theme", "index.html", `the favicon ${rel(icon)} does not load`);
   }
   // The 404 page is served by GitHub Pages for unknown paths: it must render too.
   await checkPage(page, new URL("404.html", base).href);
