@@ -103,6 +103,19 @@ if [ "${1:-}" = "--self-test" ]; then
   expect '^FAIL anchor broken\.html: .*no element with id "no-such-section"' "the link to an anchor that does not exist"
   expect '^FAIL link broken\.html: .*htps://' "the external link with a misspelt scheme"
   expect '^FAIL offline broken\.html: request to https://example\.org/' "the image fetched from the network"
+  # The build itself and the static HTML check also catch the equation (build-book.sh fails on
+  # the warning).
+  if grep -q 'WARN.*KaTeX parse error' "$scratch/build.log"; then
+    echo "self-test: the book build warns about the equation"
+  else
+    echo "self-test: the book build did not warn about the equation" >&2; missing=1
+  fi
+  html_check=$(bash scripts/check-book-html.sh "$scratch/book" 2>&1 || true)
+  if grep -q 'broken.html contains unrendered display math' <<<"$html_check"; then
+    echo "self-test: check-book-html.sh reports the equation"
+  else
+    echo "self-test: check-book-html.sh did not report the equation" >&2; missing=1
+  fi
   if grep -qE '^FAIL [a-z]+ (working|index)\.html' "$scratch/out.txt"; then
     echo "self-test: the fixture's working page was reported, it should pass" >&2; missing=1
   fi
