@@ -67,6 +67,8 @@ async function main() {
       "--disable-component-update",
       "--no-first-run",
       "--disable-sync",
+      // Belt and braces: no host name but the test server's resolves, whatever asks.
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ],
     viewport: { width: 1280, height: 900 },
     serviceWorkers: "block",
