@@ -25,8 +25,9 @@ errors=$(grep -rl 'katex-error' "$book" --include='*.html' || true)
 [ -z "$errors" ] || complain "KaTeX could not render math in: $errors"
 raw=$(grep -rlE '(^|[^\\])\$\$' "$book" --include='*.html' --exclude=print.html | grep -v '/api/' || true)
 for page in $raw; do
-  # Dollar signs are fine inside code; outside it, a $$ means a display was not rendered.
-  if sed -e 's/<code[^>]*>.*<\/code>//g' -e '/<pre/,/<\/pre>/d' "$page" | grep -qE '(^|[^\\])\$\$'; then
+  # Dollar signs are fine inside code; outside it, a $$ means a display was not rendered. (No
+  # grep -q: under pipefail its early exit would kill sed and the pipeline would count as no match.)
+  if sed -e 's/<code[^>]*>.*<\/code>//g' -e 's/<pre.*<\/pre>//g' -e '/<pre/,/<\/pre>/d' "$page" | grep -E '(^|[^\\])\$\$' >/dev/null; then
     complain "$page contains unrendered display math (\$\$)"
   fi
 done
