@@ -98,6 +98,10 @@ fn bad_idx_files() {
     // Sizes that would need 2^32 * 28 * 28 bytes: refused before reading, nothing allocated.
     let huge = error_of(&idx(&[u32::MAX, 28, 28], &[0; 16]));
     assert!(huge.contains("limit"), "{huge}");
+    // A zero-sized dimension beside huge ones (found by the fuzzer): refused, not an empty file
+    // whose `rows * cols` would overflow.
+    let zero = error_of(&idx(&[0x00db_0300, 0x0800_08ff, 0xffff_ffcb, 0], &[]));
+    assert!(zero.contains("limit"), "{zero}");
     // Under the limit but far beyond the file: the buffer only grows with real bytes.
     assert!(error_of(&idx(&[1 << 29], &[0; 16])).contains("truncated"));
     // A gzip stream cut short.

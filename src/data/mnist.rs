@@ -236,7 +236,9 @@ pub fn parse_idx(path: &Path, mut r: impl Read) -> Result<Idx, DataError> {
         ));
     }
     let mut dims = Vec::with_capacity(ndims);
-    let mut total: u64 = 1;
+    // The product of the non-zero sizes: a file with a zero-sized dimension holds no data, but
+    // its other sizes must still be sane, or code computing `rows * cols` would overflow.
+    let mut shape_size: u64 = 1;
     for d in 0..ndims {
         let mut b = [0u8; 4];
         if read_up_to(&mut r, &mut b).map_err(io)? < 4 {
@@ -247,16 +249,17 @@ pub fn parse_idx(path: &Path, mut r: impl Read) -> Result<Idx, DataError> {
         }
         let size = u32::from_be_bytes(b);
         dims.push(size as usize);
-        total = total.saturating_mul(u64::from(size));
+        if size > 0 {
+            shape_size = shape_size.saturating_mul(u64::from(size));
+        }
     }
-    if total > MAX_BYTES {
+    if shape_size > MAX_BYTES {
         return Err(DataError::format(
             path,
-            format!(
-                "the header claims {dims:?} = {total} bytes of data, more than the {MAX_BYTES}-byte limit"
-            ),
+            format!("the header claims sizes {dims:?}, more than the {MAX_BYTES}-byte limit"),
         ));
     }
+    let total = if dims.contains(&0) { 0 } else { shape_size };
     // Read at most what the header promises: the buffer grows only as real bytes arrive.
     let mut data = Vec::new();
     (&mut r).take(total).read_to_end(&mut data).map_err(io)?;
