@@ -180,7 +180,9 @@ pub fn experiment(
 #[derive(Clone, Debug, clap::Parser)]
 #[command(
     name = "ngram",
-    about = "Count character n-gram models on the novel, score them in bits per character and sample from them"
+    about = "Count character n-gram models on the novel, score them in bits per character and sample from them",
+    after_help = "For this program, --data names a UTF-8 text file (or a folder holding pride-and-prejudice.txt), \
+                  and --epochs does not apply: the models are counted in a single pass over the text."
 )]
 pub struct Cli {
     #[command(flatten)]
