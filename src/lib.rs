@@ -24,6 +24,7 @@ pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod mlp;
+pub mod ngram;
 pub mod optim;
 pub mod param;
 pub mod plot;
