@@ -155,7 +155,7 @@ pub fn figure(report: &Report) -> Result<String> {
             y: "relative error",
         },
         &series,
-        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::LowerLeft,
     )
 }
 

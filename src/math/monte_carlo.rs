@@ -27,7 +27,7 @@ pub struct Cli {
     /// The flags every chapter program has (`--epochs` and `--data` are not used here).
     pub common: CommonArgs,
     /// Independent estimates per sample size, over which the error is averaged.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     pub repeats: u64,
 }
 
@@ -162,7 +162,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let (sizes, repeats) = if common.quick {
         (sample_sizes(3), 20)
     } else {
-        (sample_sizes(5), cli.repeats as usize)
+        (sample_sizes(6), cli.repeats as usize)
     };
     let run = Run::new(common, &chapter_dir())?;
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
