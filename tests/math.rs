@@ -57,7 +57,10 @@ fn numerical_gradient_of_a_known_function() {
     let max_err = |g: &Array2<f64>| (g - &exact).iter().fold(0.0f64, |m, v| m.max(v.abs()));
     assert!(max_err(&central) < 1e-8, "{central}");
     // The forward difference's error is about h f''/2 = 3 x h, at most 6e-5 here.
-    assert!(max_err(&forward) < 1e-4 && max_err(&forward) > 1e-6, "{forward}");
+    assert!(
+        max_err(&forward) < 1e-4 && max_err(&forward) > 1e-6,
+        "{forward}"
+    );
 }
 
 #[test]
@@ -100,11 +103,17 @@ fn kl_between_gaussians_matches_a_monte_carlo_estimate() {
 fn kl_sample_std_matches_the_spread_of_samples() {
     let (q, p) = ((1.0, 0.5), (0.0, 1.0));
     let mut r = rng(8);
-    let samples: Vec<f64> = (0..100_000).map(|_| monte_carlo_kl(q, p, 1, &mut r)).collect();
+    let samples: Vec<f64> = (0..100_000)
+        .map(|_| monte_carlo_kl(q, p, 1, &mut r))
+        .collect();
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;
     let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (samples.len() - 1) as f64;
     let sigma = kl_sample_std(q, p);
-    assert!((var.sqrt() / sigma - 1.0).abs() < 0.02, "{} vs {sigma}", var.sqrt());
+    assert!(
+        (var.sqrt() / sigma - 1.0).abs() < 0.02,
+        "{} vs {sigma}",
+        var.sqrt()
+    );
 }
 
 #[test]
@@ -114,7 +123,9 @@ fn diagonal_kl_is_the_sum_over_coordinates() {
     let mu_p = array![0.0, 0.0, 0.5];
     let s_p = array![1.0, 1.0, 2.0];
     let total = kl_diagonal_normal(mu_q.view(), s_q.view(), mu_p.view(), s_p.view());
-    let sum: f64 = (0..3).map(|i| kl_normal(mu_q[i], s_q[i], mu_p[i], s_p[i])).sum();
+    let sum: f64 = (0..3)
+        .map(|i| kl_normal(mu_q[i], s_q[i], mu_p[i], s_p[i]))
+        .sum();
     assert!((total - sum).abs() < 1e-15);
     // The VAE's form against a standard normal: -1/2 sum (1 + ln s^2 - mu^2 - s^2).
     let vae: f64 = -0.5
@@ -133,7 +144,10 @@ fn categorical_information_quantities() {
     assert!((nats_to_bits(cross_entropy(&p, &q)) - 2.0).abs() < 1e-12);
     assert!((kl_categorical(&p, &q) - (cross_entropy(&p, &q) - entropy(&p))).abs() < 1e-12);
     assert_eq!(kl_categorical(&q, &q), 0.0);
-    assert!(kl_categorical(&q, &p).is_infinite(), "q puts mass where p has none");
+    assert!(
+        kl_categorical(&q, &p).is_infinite(),
+        "q puts mass where p has none"
+    );
     let density = normal_log_density(1.0f64, 0.0, 1.0).exp();
     assert!((density - 0.241_970_724_519_143_37).abs() < 1e-15);
 }
@@ -196,10 +210,16 @@ fn gradcheck_steps_quick_run_writes_the_v_and_its_table() {
     steps_quick(dir.path(), "2");
     assert_svg(dir.path(), "steps.svg");
     let table = String::from_utf8(read(dir.path(), "results.md")).unwrap();
-    for row in ["| forward | f64 |", "| central | f64 |", "| forward | f32 |", "| central | f32 |"] {
+    for row in [
+        "| forward | f64 |",
+        "| central | f64 |",
+        "| forward | f32 |",
+        "| central | f32 |",
+    ] {
         assert!(table.contains(row), "{row} missing from\n{table}");
     }
-    let json: serde_json::Value = serde_json::from_slice(&read(dir.path(), "results.json")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&read(dir.path(), "results.json")).unwrap();
     let errors = json["report"]["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 27, "two steps per decade over 13 decades");
     let col = |k: &str| -> Vec<f64> { errors.iter().map(|e| e[k].as_f64().unwrap()).collect() };
@@ -220,7 +240,8 @@ fn monte_carlo_quick_run_follows_one_over_root_n() {
     let dir = tempfile::tempdir().unwrap();
     mc_quick(dir.path(), "2");
     assert_svg(dir.path(), "error.svg");
-    let json: serde_json::Value = serde_json::from_slice(&read(dir.path(), "results.json")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&read(dir.path(), "results.json")).unwrap();
     let rows = json["report"]["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 9, "n = 10 to 1000, four per decade");
     for row in rows {
@@ -229,7 +250,10 @@ fn monte_carlo_quick_run_follows_one_over_root_n() {
         assert!((0.5..1.5).contains(&ratio), "{row}");
     }
     let table = String::from_utf8(read(dir.path(), "results.md")).unwrap();
-    assert!(table.contains("| 1000 |") && table.contains("0.818147"), "{table}");
+    assert!(
+        table.contains("| 1000 |") && table.contains("0.818147"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -265,7 +289,10 @@ fn quick_runs_without_out_write_nothing_and_bad_flags_are_errors() {
         vec!["gradcheck_steps", "--per-decade", "0"],
         vec!["gradcheck_steps", "--bogus"],
     ] {
-        assert!(parse::<gradcheck_steps::Cli>(args.clone()).is_err(), "{args:?}");
+        assert!(
+            parse::<gradcheck_steps::Cli>(args.clone()).is_err(),
+            "{args:?}"
+        );
     }
     for args in [
         vec!["monte_carlo", "--repeats", "1"],

@@ -138,11 +138,19 @@ pub fn figure(report: &Report) -> Result<String> {
         &[
             Series::new(
                 format!("measured ({} repeats)", report.repeats),
-                report.rows.iter().map(|r| (r.n as f64, r.rms_error)).collect(),
+                report
+                    .rows
+                    .iter()
+                    .map(|r| (r.n as f64, r.rms_error))
+                    .collect(),
             ),
             Series::new(
                 "sigma / sqrt(n)",
-                report.rows.iter().map(|r| (r.n as f64, r.predicted)).collect(),
+                report
+                    .rows
+                    .iter()
+                    .map(|r| (r.n as f64, r.predicted))
+                    .collect(),
             ),
         ],
         SeriesLabelPosition::UpperRight,

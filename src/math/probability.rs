@@ -61,8 +61,7 @@ pub fn kl_categorical(p: &[f64], q: &[f64]) -> f64 {
 pub fn kl_normal<F: Float>(mu_q: F, sigma_q: F, mu_p: F, sigma_p: F) -> F {
     let d = mu_q - mu_p;
     let half = F::of(0.5);
-    (sigma_p / sigma_q).ln() + (sigma_q * sigma_q + d * d) / (F::of(2.0) * sigma_p * sigma_p)
-        - half
+    (sigma_p / sigma_q).ln() + (sigma_q * sigma_q + d * d) / (F::of(2.0) * sigma_p * sigma_p) - half
 }
 
 /// The KL divergence between two Gaussians with diagonal covariances: the sum of
