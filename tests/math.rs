@@ -281,10 +281,22 @@ fn the_same_seed_reproduces_both_figures_exactly() {
 
 #[test]
 fn quick_runs_without_out_write_nothing_and_bad_flags_are_errors() {
+    let snapshot = || {
+        [monte_carlo::chapter_dir(), gradcheck_steps::chapter_dir()]
+            .iter()
+            .flat_map(|dir| ["results.md", "results.json", "provenance.md"].map(|f| dir.join(f)))
+            .map(|path| std::fs::read(path).ok())
+            .collect::<Vec<_>>()
+    };
+    let before = snapshot();
     let cli: monte_carlo::Cli = parse(["monte_carlo", "--quick"]).unwrap();
     monte_carlo::run(cli).unwrap();
     let cli: gradcheck_steps::Cli = parse(["gradcheck_steps", "--quick"]).unwrap();
     gradcheck_steps::run(cli).unwrap();
+    assert!(
+        before == snapshot(),
+        "a --quick run without --out wrote into the book"
+    );
     for args in [
         vec!["gradcheck_steps", "--per-decade", "0"],
         vec!["gradcheck_steps", "--bogus"],
@@ -300,4 +312,69 @@ fn quick_runs_without_out_write_nothing_and_bad_flags_are_errors() {
     ] {
         assert!(parse::<monte_carlo::Cli>(args.clone()).is_err(), "{args:?}");
     }
+}
+
+/// An example binary, built by `cargo test` next to the test executables.
+fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
+#[test]
+fn both_programs_fail_in_one_line_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_as_out = dir.path().join("a-file");
+    std::fs::write(&file_as_out, b"x").unwrap();
+    let bad_out = file_as_out.join("x").display().to_string();
+    let cases: Vec<(&str, Vec<&str>, i32, &str)> = vec![
+        (
+            "gradcheck_steps",
+            vec!["--per-decade", "0"],
+            2,
+            "--per-decade",
+        ),
+        (
+            "gradcheck_steps",
+            vec!["--quick", "--out", &bad_out],
+            1,
+            "output folder",
+        ),
+        ("monte_carlo", vec!["--repeats", "1"], 2, "--repeats"),
+        (
+            "monte_carlo",
+            vec!["--quick", "--out", &bad_out],
+            1,
+            "output folder",
+        ),
+    ];
+    for (program, args, code, needle) in cases {
+        let out = std::process::Command::new(example_binary(program))
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{program} {args:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{program} {args:?}: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("error: ")
+                && stderr.contains(needle)
+                && !stderr.contains("panicked"),
+            "{program} {args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&file_as_out).unwrap(), b"x");
 }
