@@ -23,6 +23,7 @@ pub mod gradcheck;
 pub mod init;
 pub mod linear;
 pub mod loss;
+pub mod math;
 pub mod mlp;
 pub mod ngram;
 pub mod optim;

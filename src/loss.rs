@@ -95,3 +95,24 @@ pub fn cross_entropy_rows<F: Float>(z: &Array2<F>, labels: &[usize]) -> Array1<F
         .map(|(i, &y)| -log_p[[i, y]])
         .collect()
 }
+
+// ANCHOR: mse
+/// The mean squared error between predictions `y` and targets `t` (both `[batch, outputs]`),
+/// averaged over every entry, and its gradient with respect to `y`:
+///
+/// `L = (1 / (B m)) sum_ij (y_ij - t_ij)^2`, `dL/dy = 2 (y - t) / (B m)`.
+pub fn mse<F: Float>(y: &Array2<F>, t: &Array2<F>) -> (F, Array2<F>) {
+    assert_eq!(
+        y.dim(),
+        t.dim(),
+        "mse: predictions are {:?} but targets are {:?}",
+        y.shape(),
+        t.shape()
+    );
+    let n = F::from(y.len().max(1)).expect("the number of entries fits the float type");
+    let diff = y - t;
+    let loss = diff.iter().map(|&d| d * d).sum::<F>() / n;
+    let two = F::one() + F::one();
+    (loss, diff.mapv(|d| two * d / n))
+}
+// ANCHOR_END: mse

@@ -237,3 +237,76 @@ pub fn encode_grey_png(pixels: &[u8], w: usize, h: usize) -> anyhow::Result<Vec<
     }
     Ok(out)
 }
+
+/// Draws the series on logarithmic x and y axes, 720x420, and returns the SVG text.
+///
+/// Points whose coordinates are not finite and positive are skipped (a logarithmic axis has no
+/// place for them). Series alternate solid and dashed lines, as in [`line_chart`]; the legend
+/// sits at `legend`.
+pub fn loglog_chart(
+    labels: Labels<'_>,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<String> {
+    let positive = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite() && p.0 > 0.0 && p.1 > 0.0;
+    let log_bounds = |pick: fn(&(f64, f64)) -> f64| {
+        let (lo, hi) = series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(positive)
+            .map(pick)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        if lo.is_finite() {
+            (lo / 1.6, hi * 1.6)
+        } else {
+            (0.1, 10.0)
+        }
+    };
+    let (x0, x1) = log_bounds(|p| p.0);
+    let (y0, y1) = log_bounds(|p| p.1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(labels.title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+        let power_of_ten = |v: &f64| format!("{:.0e}", v);
+        chart
+            .configure_mesh()
+            .x_desc(labels.x)
+            .y_desc(labels.y)
+            .x_label_formatter(&power_of_ten)
+            .y_label_formatter(&power_of_ten)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let style = colour.stroke_width(2);
+            let points: Vec<(f64, f64)> = s.points.iter().filter(positive).copied().collect();
+            if i % 2 == 0 {
+                chart.draw_series(LineSeries::new(points, style))?
+            } else {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
+            }
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(legend)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
