@@ -318,9 +318,11 @@ fn quick(out: &Path, seed: &str) {
     run(cli).unwrap();
 }
 
-const OUTPUTS: [&str; 15] = [
+const OUTPUTS: [&str; 17] = [
     "digits.svg",
     "learning-curve.svg",
+    "learning-curve-quadratic.svg",
+    "quadratic.md",
     "regularisation.svg",
     "gd-convergence.svg",
     "pr-curve.svg",
@@ -360,6 +362,12 @@ fn quick_run_writes_well_formed_outputs() {
     let r = &json["report"];
     let acc = r["classification"]["test_accuracy"].as_f64().unwrap();
     assert!(acc > 0.85, "five quick epochs already beat 85%: {acc}");
+    let quadratic = r["regression"]["quadratic_by_lambda"].as_array().unwrap();
+    let linear = r["regression"]["by_lambda"].as_array().unwrap();
+    assert!(
+        quadratic[0][1].as_f64().unwrap() < linear[0][1].as_f64().unwrap(),
+        "more features fit the training data better"
+    );
     let gap = r["regression"]["max_param_difference"].as_f64().unwrap();
     assert!(gap < 1e-3, "{gap}");
     let text_acc = r["text"]["test_accuracy"][0].as_f64().unwrap();
@@ -428,4 +436,15 @@ fn bad_flags_and_data_are_one_line_errors() {
     .unwrap();
     let err = format!("{:#}", run(cli).unwrap_err());
     assert!(err.contains("65"), "{err}");
+}
+
+#[test]
+fn quadratic_features_hold_every_product_once() {
+    use dlfs::classical::linear_regression::quadratic_features;
+    let x = array![[1.0, 2.0, 3.0]];
+    let q = quadratic_features(&x);
+    assert_eq!(
+        q.row(0).to_vec(),
+        [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0, 6.0, 9.0]
+    );
 }

@@ -227,3 +227,23 @@ pub fn gradient_descent<F: Float>(
     (model, losses)
 }
 // ANCHOR_END: gradient_descent
+
+// ANCHOR: quadratic
+/// Quadratic features: the `d` columns of `x` followed by every product `x_i x_j` with
+/// `i <= j`, `d + d (d + 1) / 2` columns in all. A linear model on them is a quadratic function
+/// of the original features: more capacity, for a model that underfits.
+pub fn quadratic_features<F: Float>(x: &Array2<F>) -> Array2<F> {
+    let (n, d) = x.dim();
+    let mut out = Array2::<F>::zeros((n, d + d * (d + 1) / 2));
+    out.slice_mut(s![.., ..d]).assign(x);
+    let mut col = d;
+    for i in 0..d {
+        for j in i..d {
+            let product = &x.column(i) * &x.column(j);
+            out.column_mut(col).assign(&product);
+            col += 1;
+        }
+    }
+    out
+}
+// ANCHOR_END: quadratic
