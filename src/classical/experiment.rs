@@ -149,8 +149,8 @@ pub struct TextReport {
     pub vocabulary: usize,
     /// Validation accuracy of predicting the most common training volume.
     pub majority_validation: f64,
-    /// `(features, lambda, validation accuracy)` for every model tried.
-    pub trials: Vec<(String, f64, f64)>,
+    /// `(features, lambda, training accuracy, validation accuracy)` for every model tried.
+    pub trials: Vec<(String, f64, f64, f64)>,
     /// The chosen features and penalty.
     pub chosen: (String, f64),
     /// Test accuracy of the chosen model, and of the majority guess.
@@ -438,7 +438,8 @@ fn text(novel: &str, seed: u64, epochs: usize) -> Result<TextReport> {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let (model, _) = train_softmax(&xt, &yt, 3, &config, &mut rng)?;
             let acc = accuracy(&model.logits(&xv), &yv);
-            trials.push((name.to_string(), lambda, acc));
+            let train_acc = accuracy(&model.logits(&xt), &yt);
+            trials.push((name.to_string(), lambda, train_acc, acc));
             if best.as_ref().is_none_or(|(a, _, _, _)| acc > *a) {
                 best = Some((acc, name, lambda, model));
             }
@@ -717,19 +718,21 @@ pub fn tables(r: &Report) -> Vec<(&'static str, String)> {
         x.vocabulary
     );
     out.push(("text-data.md", t));
-    let mut t = String::from("| features | lambda | validation accuracy |\n|---|---:|---:|\n");
+    let mut t = String::from(
+        "| features | lambda | training accuracy | validation accuracy |\n|---|---:|---:|---:|\n",
+    );
     let _ = writeln!(
         t,
-        "| (most common volume) | | {} |",
+        "| (most common volume) | | | {} |",
         pct(x.majority_validation)
     );
-    for (f, l, a) in &x.trials {
+    for (f, l, ta, a) in &x.trials {
         let mark = if *f == x.chosen.0 && *l == x.chosen.1 {
             " (chosen)"
         } else {
             ""
         };
-        let _ = writeln!(t, "| {f}{mark} | {l} | {} |", pct(*a));
+        let _ = writeln!(t, "| {f}{mark} | {l} | {} | {} |", pct(*ta), pct(*a));
     }
     let _ = writeln!(
         t,
@@ -753,25 +756,28 @@ pub fn write_outputs(
     split: &DigitSplits,
     tables: &[(&'static str, String)],
 ) -> Result<()> {
-    // Three training images of each digit.
+    // Three training images of each digit: row r holds the r-th image of every digit.
     let mut tiles_pixels = Vec::new();
-    for k in 0..10 {
-        for (i, _) in split
-            .train
-            .y
-            .iter()
-            .enumerate()
-            .filter(|(_, y)| **y == k)
-            .take(3)
-        {
-            let px: Vec<f32> = split
+    for r in 0..3 {
+        for k in 0..10 {
+            if let Some(i) = split
                 .train
-                .x
-                .row(i)
+                .y
                 .iter()
-                .map(|&v| (v / 16.0) as f32)
-                .collect();
-            tiles_pixels.push((px, k));
+                .enumerate()
+                .filter(|(_, y)| **y == k)
+                .map(|(i, _)| i)
+                .nth(r)
+            {
+                let px: Vec<f32> = split
+                    .train
+                    .x
+                    .row(i)
+                    .iter()
+                    .map(|&v| (v / 16.0) as f32)
+                    .collect();
+                tiles_pixels.push((px, k));
+            }
         }
     }
     let tiles: Vec<Tile<'_>> = tiles_pixels
