@@ -77,6 +77,9 @@ pub fn ink_task(d: &Digits) -> (Array2<f64>, Array1<f64>) {
 }
 // ANCHOR_END: ink_task
 
+/// One point of a learning curve: `(training examples, training MSE, validation MSE)`.
+pub type CurvePoint = (usize, f64, f64);
+
 /// Linear regression on the ink task.
 #[derive(Clone, Debug, Serialize)]
 pub struct RegressionReport {
@@ -98,13 +101,13 @@ pub struct RegressionReport {
     pub gd_history: Vec<f64>,
     /// Learning curves, `(size, train MSE, validation MSE)`, for the chosen penalty and for a
     /// heavy one.
-    pub curves: Vec<(f64, Vec<(usize, f64, f64)>)>,
+    pub curves: Vec<(f64, Vec<CurvePoint>)>,
     /// Quadratic features: `(lambda, train RMSE, validation RMSE)` per penalty.
     pub quadratic_by_lambda: Vec<(f64, f64, f64)>,
     /// The penalty chosen for the quadratic features.
     pub quadratic_lambda: f64,
     /// Learning curve of the quadratic model with its chosen penalty.
-    pub quadratic_curve: Vec<(usize, f64, f64)>,
+    pub quadratic_curve: Vec<CurvePoint>,
     /// Test RMSE of the quadratic model (reported for the chapter on advice; the linear model
     /// is the one chosen before this experiment).
     pub quadratic_test_rmse: f64,
@@ -187,7 +190,7 @@ pub fn learning_curve(
     validation: (&Array2<f64>, &Array1<f64>),
     lambda: f64,
     sizes: &[usize],
-) -> Result<Vec<(usize, f64, f64)>> {
+) -> Result<Vec<CurvePoint>> {
     let mut out = Vec::new();
     for &m in sizes.iter().filter(|&&m| m <= train.1.len()) {
         let (x, y) = (
@@ -319,9 +322,8 @@ fn classification(
         let mut c = centroids.row_mut(y);
         c += &row;
     }
-    for k in 0..10 {
-        let mut c = centroids.row_mut(k);
-        c /= counts[k].max(1) as f64;
+    for (mut c, &n) in centroids.rows_mut().into_iter().zip(&counts) {
+        c /= n.max(1) as f64;
     }
     let nearest: Vec<usize> = xv
         .rows()
