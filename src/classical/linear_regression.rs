@@ -68,10 +68,9 @@ pub fn cholesky_solve<F: Float>(a: &Array2<F>, b: &Array1<F>) -> Result<Array1<F
     // The scale of A's diagonal, so "not positive" means relative to the problem's size.
     let tiny = F::of(1e-12) * a.diag().fold(F::zero(), |acc, &v| acc.max(v.abs()));
     for j in 0..m {
-        let mut d = a[[j, j]];
-        for k in 0..j {
-            d -= l[[j, k]] * l[[j, k]];
-        }
+        // The first j entries of row j of L, already computed.
+        let lj = l.slice(s![j, ..j]);
+        let d = a[[j, j]] - lj.dot(&lj);
         if d <= tiny {
             return Err(Singular {
                 pivot: j,
@@ -81,10 +80,7 @@ pub fn cholesky_solve<F: Float>(a: &Array2<F>, b: &Array1<F>) -> Result<Array1<F
         let ljj = d.sqrt();
         l[[j, j]] = ljj;
         for i in j + 1..m {
-            let mut v = a[[i, j]];
-            for k in 0..j {
-                v -= l[[i, k]] * l[[j, k]];
-            }
+            let v = a[[i, j]] - l.slice(s![i, ..j]).dot(&l.slice(s![j, ..j]));
             l[[i, j]] = v / ljj;
         }
     }
