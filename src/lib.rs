@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod checkpoint;
+pub mod classical;
 pub mod data;
 pub mod float;
 pub mod gradcheck;
