@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod classical;
 pub mod data;
 pub mod float;
 pub mod gradcheck;
