@@ -276,7 +276,9 @@ pub fn label_scatter(
                         .map(|&(x, y, _)| Text::new(name.clone(), (x, y), style.clone())),
                 )?
                 .label(name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
+                });
         }
         chart
             .configure_series_labels()
@@ -374,19 +376,27 @@ pub fn decision_map(
             (grid.x.1 - grid.x.0) / grid.nx as f64,
             (grid.y.1 - grid.y.0) / grid.ny as f64,
         );
-        chart.draw_series((0..grid.ny).flat_map(|j| {
-            (0..grid.nx).map(move |i| {
-                let v = grid.values[j * grid.nx + i];
-                let colour = match (v >= 0.0, v.abs() < 1.0) {
-                    (true, false) => RGBColor(0xDE, 0xEE, 0xF8),
-                    (true, true) => RGBColor(0xB4, 0xD6, 0xEE),
-                    (false, false) => RGBColor(0xFC, 0xE8, 0xD6),
-                    (false, true) => RGBColor(0xF6, 0xC9, 0xA4),
-                };
-                let (x0, y0) = (grid.x.0 + i as f64 * dx, grid.y.0 + j as f64 * dy);
-                Rectangle::new([(x0, y0), (x0 + dx, y0 + dy)], colour.filled())
-            })
-        }))?;
+        let colour_of = |v: f64| match (v >= 0.0, v.abs() < 1.0) {
+            (true, false) => RGBColor(0xDE, 0xEE, 0xF8),
+            (true, true) => RGBColor(0xB4, 0xD6, 0xEE),
+            (false, false) => RGBColor(0xFC, 0xE8, 0xD6),
+            (false, true) => RGBColor(0xF6, 0xC9, 0xA4),
+        };
+        // One rectangle per run of equally coloured cells in a row keeps the SVG small.
+        let mut cells = Vec::new();
+        for j in 0..grid.ny {
+            let mut start = 0;
+            for i in 1..=grid.nx {
+                let here = colour_of(grid.values[j * grid.nx + start]);
+                if i == grid.nx || colour_of(grid.values[j * grid.nx + i]) != here {
+                    let (x0, y0) = (grid.x.0 + start as f64 * dx, grid.y.0 + j as f64 * dy);
+                    let x1 = grid.x.0 + i as f64 * dx;
+                    cells.push(Rectangle::new([(x0, y0), (x1, y0 + dy)], here.filled()));
+                    start = i;
+                }
+            }
+        }
+        chart.draw_series(cells)?;
         let (blue, orange) = (PALETTE[0], PALETTE[1]);
         chart
             .draw_series(

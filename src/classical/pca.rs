@@ -50,7 +50,11 @@ pub fn power_iteration(
     rng: &mut impl Rng,
 ) -> (f64, Array1<f64>) {
     let d = c.nrows();
-    let scale = c.diag().iter().fold(0.0f64, |m, &v| m.max(v.abs())).max(1e-300);
+    let scale = c
+        .diag()
+        .iter()
+        .fold(0.0f64, |m, &v| m.max(v.abs()))
+        .max(1e-300);
     let orthogonalise = |v: &mut Array1<f64>| {
         for u in found {
             let p = v.dot(u);
@@ -83,7 +87,11 @@ pub fn power_iteration(
 impl Pca {
     /// Fits the top `k` components of the rows of `x` (`[n, d]`, `k <= d`).
     pub fn fit(x: &Array2<f64>, k: usize, rng: &mut impl Rng) -> Pca {
-        assert!(k <= x.ncols(), "Pca::fit: {k} components of {} features", x.ncols());
+        assert!(
+            k <= x.ncols(),
+            "Pca::fit: {k} components of {} features",
+            x.ncols()
+        );
         let (mean, mut c) = covariance(x);
         let total_variance = c.diag().sum();
         let mut found: Vec<Array1<f64>> = Vec::with_capacity(k);

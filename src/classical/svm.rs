@@ -76,7 +76,9 @@ impl<F: Float> LinearSvm<F> {
         let n = F::of(y.len() as f64);
         let hinge = ndarray::Zip::from(&s)
             .and(&t)
-            .fold(F::zero(), |acc, &s, &t| acc + (F::one() - t * s).max(F::zero()));
+            .fold(F::zero(), |acc, &s, &t| {
+                acc + (F::one() - t * s).max(F::zero())
+            });
         let half = F::of(0.5);
         hinge / n + half * lambda * self.w.value.iter().map(|&w| w * w).sum::<F>()
     }
@@ -129,10 +131,10 @@ pub struct LinearConfig {
 impl Default for LinearConfig {
     fn default() -> Self {
         LinearConfig {
-            lambda: 1e-3,
-            epochs: 30,
+            lambda: 1e-4,
+            epochs: 100,
             batch_size: 32,
-            lr: 0.1,
+            lr: 0.3,
         }
     }
 }
@@ -216,7 +218,11 @@ pub fn dual_coordinate_ascent(
     rng: &mut impl Rng,
 ) -> (Vec<f64>, usize) {
     let n = t.len();
-    assert_eq!(k.dim(), (n, n), "dual_coordinate_ascent: kernel matrix shape");
+    assert_eq!(
+        k.dim(),
+        (n, n),
+        "dual_coordinate_ascent: kernel matrix shape"
+    );
     let mut a = vec![0.0; n];
     let mut f = vec![0.0; n];
     let mut order: Vec<usize> = (0..n).collect();

@@ -277,7 +277,13 @@ impl Tree {
                     left,
                     right,
                     ..
-                } => at = if x[*feature] <= *threshold { *left } else { *right },
+                } => {
+                    at = if x[*feature] <= *threshold {
+                        *left
+                    } else {
+                        *right
+                    }
+                }
             }
         }
     }
