@@ -264,7 +264,7 @@ pub fn label_scatter(
             .draw()?;
         for (class, name) in names.iter().enumerate() {
             let colour = CLASS_COLOURS[class % CLASS_COLOURS.len()];
-            let style = ("sans-serif", 11)
+            let style = ("sans-serif", 13)
                 .into_font()
                 .color(&colour)
                 .pos(Pos::new(HPos::Center, VPos::Center));

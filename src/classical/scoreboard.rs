@@ -387,8 +387,8 @@ fn decision_tree(
             let tree = Tree::fit(&s.train.x, &s.train.y, &all, CLASSES, &config, rng);
             let train = accuracy(&tree.predict(&s.train.x), &s.train.y);
             let val = accuracy(&tree.predict(&s.validation.x), &s.validation.y);
-            train_curve.push((depth as f64, 100.0 * train));
-            val_curve.push((depth as f64, 100.0 * val));
+            train_curve.push((depth as f64, 100.0 * (1.0 - train)));
+            val_curve.push((depth as f64, 100.0 * (1.0 - val)));
             tried.push(((criterion, depth), val));
             report
                 .tree_depths
@@ -416,9 +416,9 @@ fn decision_tree(
     ));
     let figure = line_chart(
         Labels {
-            title: "Decision tree on the digits: accuracy by depth limit",
+            title: "Decision tree on the digits: error by depth limit",
             x: "depth limit",
-            y: "accuracy (%)",
+            y: "error (%)",
         },
         &curves,
     )?;
@@ -517,8 +517,8 @@ fn random_forest(
                 .count();
             let val = hits as f64 / s.validation.len() as f64;
             let (oob, _) = f.oob_error(&s.train.x, &s.train.y, n);
-            val_curve.push((n as f64, 100.0 * val));
-            oob_curve.push((n as f64, 100.0 * (1.0 - oob)));
+            val_curve.push((n as f64, 100.0 * (1.0 - val)));
+            oob_curve.push((n as f64, 100.0 * oob));
             if std::ptr::eq(f, &forest) {
                 report.forest_curve.push((n, val, 1.0 - oob));
             }
@@ -548,9 +548,9 @@ fn random_forest(
     ));
     let figure = line_chart(
         Labels {
-            title: "Ensembles of trees on the digits: accuracy by number of trees",
+            title: "Ensembles of trees on the digits: error by number of trees",
             x: "trees",
-            y: "accuracy (%)",
+            y: "error (%)",
         },
         &series,
     )?;
@@ -607,16 +607,16 @@ fn pca(s: &DigitSplits, k: usize, rng: &mut ChaCha8Rng, report: &mut Report) -> 
     report.explained = pca.cumulative_explained();
     let variance = line_chart(
         Labels {
-            title: "PCA of the digits: variance explained",
+            title: "PCA of the digits: variance left out by the first k components",
             x: "number of components",
-            y: "cumulative share of variance (%)",
+            y: "share of the variance not explained (%)",
         },
         &[Series::per_epoch(
-            "first k components",
+            "left out",
             &report
                 .explained
                 .iter()
-                .map(|v| 100.0 * v)
+                .map(|v| 100.0 * (1.0 - v))
                 .collect::<Vec<_>>(),
         )],
     )?;
