@@ -44,7 +44,7 @@ fn svm_away_from_hinge() -> (LinearSvm<f64>, Array2<f64>, Vec<usize>) {
         let y: Vec<usize> = (0..6).map(|i| i % 3).collect();
         let margins = svm.scores(&x) * targets::<f64>(&y, 3);
         let violated = margins.iter().filter(|&&m| m < 1.0).count();
-        if margins.iter().all(|m| (m - 1.0).abs() > 0.05) && violated >= 3 && violated <= 15 {
+        if margins.iter().all(|m| (m - 1.0).abs() > 0.05) && (3..=15).contains(&violated) {
             return (svm, x, y);
         }
     }
