@@ -395,3 +395,57 @@ fn random_forest_reaches_its_floor_on_the_digits_test_split() {
     let (oob, _) = forest.oob_error(&s.train.x, &s.train.y, 100);
     assert!(oob < 0.08, "out-of-bag error {oob}");
 }
+
+// ---------------------------------------------------------------- LDA
+
+#[test]
+fn lda_directions_solve_the_generalised_eigenproblem() {
+    use dlfs::classical::lda::{Lda, cholesky, scatter_matrices};
+    let s = digits();
+    let lda = Lda::fit(&s.train.x, &s.train.y, 10, 9, 1e-2, &mut rng(7));
+    let (_, sb) = scatter_matrices(&s.train.x, &s.train.y, 10);
+    let sw = &lda.within;
+    // S_B w = lambda S_W w, and w_i^T S_W w_j = delta_ij.
+    for (k, w) in lda.directions.rows().into_iter().enumerate() {
+        let lhs = sb.dot(&w);
+        let rhs = lda.eigenvalues[k] * sw.dot(&w);
+        let err = (&lhs - &rhs).mapv(|e| e * e).sum().sqrt() / rhs.mapv(|e| e * e).sum().sqrt();
+        assert!(err < 1e-6, "discriminant {k}: relative residual {err:e}");
+    }
+    let gram = lda.directions.dot(sw).dot(&lda.directions.t());
+    for i in 0..9 {
+        for j in 0..9 {
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!((gram[[i, j]] - want).abs() < 1e-8, "W S_W W^T [{i},{j}]");
+        }
+    }
+    assert!(lda.eigenvalues.windows(2).all(|w| w[0] >= w[1] - 1e-9));
+    // Cholesky reproduces its input and refuses a matrix that is not positive definite.
+    let l = cholesky(sw).unwrap();
+    assert!(
+        (&l.dot(&l.t()) - sw)
+            .iter()
+            .all(|e| e.abs() < 1e-6 * sw[[0, 0]].max(1.0))
+    );
+    assert!(cholesky(&Array2::from_shape_vec((2, 2), vec![1.0, 2.0, 2.0, 1.0]).unwrap()).is_none());
+}
+
+#[test]
+fn lda_finds_the_direction_that_separates_two_classes() {
+    use dlfs::classical::lda::Lda;
+    // Two classes differing along x0 only, with large noise along x1: PCA's first component
+    // would be x1, LDA's discriminant must be x0.
+    let mut r = rng(8);
+    let n = 400;
+    let mut x = normal((n, 2), &mut r);
+    let y: Vec<usize> = (0..n).map(|i| i % 2).collect();
+    for i in 0..n {
+        x[[i, 1]] *= 10.0;
+        x[[i, 0]] += if y[i] == 1 { 2.0 } else { -2.0 };
+    }
+    let lda = Lda::fit(&x, &y, 2, 1, 1e-9, &mut r);
+    let w = lda.directions.row(0);
+    let cos = w[0].abs() / (w[0] * w[0] + w[1] * w[1]).sqrt();
+    assert!(cos > 0.99, "discriminant {w}");
+    assert!(accuracy(&lda.predict(&x), &y) > 0.95);
+}

@@ -39,7 +39,7 @@ fn quick_run_writes_well_formed_outputs() {
         serde_json::from_slice(&std::fs::read(dir.path().join("scoreboard.json")).unwrap())
             .unwrap();
     let rows = json["report"]["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8, "{rows:?}");
+    assert_eq!(rows.len(), 9, "{rows:?}");
     for row in rows {
         let test = row["test"].as_f64().unwrap();
         assert!(

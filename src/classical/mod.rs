@@ -2,6 +2,7 @@
 //! ([`crate::data::digits`]): one module per method, each small enough to read in one sitting.
 
 pub mod forest;
+pub mod lda;
 pub mod neighbours;
 pub mod pca;
 pub mod scoreboard;

@@ -1,5 +1,5 @@
 //! The second half of the classical course, run end to end on the 8x8 digits: baselines, the
-//! linear and the kernel SVM, a decision tree, a random forest and PCA, each tuned on the
+//! linear and the kernel SVM, a decision tree, a random forest, PCA and LDA, each tuned on the
 //! validation split and scored once on the test split; the figures of the SVM, tree, ensemble
 //! and dimensionality-reduction chapters, and the course's results table.
 //!
@@ -7,6 +7,7 @@
 //! `chapters/classical/`.
 
 use super::forest::{Forest, ForestConfig, argmax};
+use super::lda::Lda;
 use super::neighbours::{NearestMean, accuracy, knn_predict};
 use super::pca::Pca;
 use super::svm::{KernelOvr, KernelSvm, LinearConfig, train_linear, two_moons};
@@ -150,6 +151,8 @@ pub struct Report {
     pub explained: Vec<f64>,
     /// PCA + k-NN: `(components, validation accuracy)`.
     pub pca_components: Vec<(usize, f64)>,
+    /// LDA: `(ridge epsilon, validation accuracy)`.
+    pub lda_ridges: Vec<(f64, f64)>,
 }
 
 fn scaled(x: &Array2<f64>) -> Array2<f64> {
@@ -700,6 +703,58 @@ fn pca(s: &DigitSplits, k: usize, rng: &mut ChaCha8Rng, report: &mut Report) -> 
 }
 // ANCHOR_END: pca_experiment
 
+// ANCHOR: lda_experiment
+/// LDA fitted on the training split: the test digits on the first two discriminants, and the
+/// nearest class mean in all nine (the ridge chosen on validation).
+fn lda(s: &DigitSplits, rng: &mut ChaCha8Rng, report: &mut Report) -> Result<(String, String)> {
+    let k = CLASSES - 1;
+    let mut tried = Vec::new();
+    for epsilon in [1e-3, 1e-2, 1e-1] {
+        let lda = Lda::fit(&s.train.x, &s.train.y, CLASSES, k, epsilon, rng);
+        tried.push((
+            epsilon,
+            accuracy(&lda.predict(&s.validation.x), &s.validation.y),
+        ));
+    }
+    report.lda_ridges = tried.clone();
+    let (epsilon, val) = best(&tried);
+    let lda = Lda::fit(&s.train.x, &s.train.y, CLASSES, k, epsilon, rng);
+    let test = accuracy(&lda.predict(&s.test.x), &s.test.y);
+    report.rows.push(Row::new(
+        "LDA, then nearest class mean",
+        Some(val),
+        test,
+        format!("{k} discriminants, ridge epsilon = {epsilon} of 0.001, 0.01, 0.1"),
+    ));
+    let z = lda.transform(&s.test.x);
+    let points: Vec<(f64, f64, usize)> = (0..s.test.len())
+        .map(|i| (z[[i, 0]], z[[i, 1]], s.test.y[i]))
+        .collect();
+    let names: Vec<String> = (0..CLASSES).map(|c| c.to_string()).collect();
+    let scatter = label_scatter(
+        Labels {
+            title: "Test digits on the first two linear discriminants",
+            x: "discriminant 1",
+            y: "discriminant 2",
+        },
+        &points,
+        &names,
+    )?;
+    let mut t = String::new();
+    let _ = writeln!(t, "| ridge epsilon | validation accuracy |");
+    let _ = writeln!(t, "|---:|---:|");
+    for (e, a) in &tried {
+        let _ = writeln!(t, "| {e} | {} |", pct(*a));
+    }
+    let _ = writeln!(
+        t,
+        "\nChosen: epsilon = {epsilon}, test accuracy {} (nearest class mean in the {k} discriminants).",
+        pct(test)
+    );
+    Ok((scatter, t))
+}
+// ANCHOR_END: lda_experiment
+
 // ANCHOR: program
 /// The program: every method, its figures and tables, and the course's results table.
 pub fn run(cli: Cli) -> Result<()> {
@@ -714,7 +769,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
     let mut report = Report::default();
-    let progress = run.progress(6, "classical");
+    let progress = run.progress(7, "classical");
     let k = baselines(&s, &mut report);
     progress.inc(1);
     let svm_table = linear_svm(&s, epochs, &mut rng, &mut report);
@@ -727,6 +782,8 @@ pub fn run(cli: Cli) -> Result<()> {
     let (forest_figure, forest_table) = random_forest(&s, trees, &mut rng, &mut report)?;
     progress.inc(1);
     let pca = pca(&s, k, &mut rng, &mut report)?;
+    progress.inc(1);
+    let (lda_scatter, lda_table) = lda(&s, &mut rng, &mut report)?;
     progress.finish_and_clear();
     let table = results_table(&report.rows);
     print!("{table}");
@@ -742,6 +799,8 @@ pub fn run(cli: Cli) -> Result<()> {
     run.write("pca-variance.svg", pca.variance.as_bytes())?;
     run.write("pca-reconstructions.svg", pca.reconstructions.as_bytes())?;
     run.write("pca-results.md", pca.table.as_bytes())?;
+    run.write("lda-scatter.svg", lda_scatter.as_bytes())?;
+    run.write("lda-results.md", lda_table.as_bytes())?;
     run.write("course-results.md", table.as_bytes())?;
     let provenance = run.provenance();
     run.write("scoreboard-provenance.md", provenance.markdown().as_bytes())?;
@@ -760,7 +819,7 @@ pub fn run(cli: Cli) -> Result<()> {
 // ANCHOR_END: program
 
 /// The names of every file [`run`] writes.
-pub const OUTPUTS: [&str; 15] = [
+pub const OUTPUTS: [&str; 17] = [
     "svm-linear.md",
     "svm-rbf.md",
     "svm-moons.svg",
@@ -773,6 +832,8 @@ pub const OUTPUTS: [&str; 15] = [
     "pca-variance.svg",
     "pca-reconstructions.svg",
     "pca-results.md",
+    "lda-scatter.svg",
+    "lda-results.md",
     "course-results.md",
     "scoreboard-provenance.md",
     "scoreboard.json",
