@@ -269,6 +269,44 @@ pub fn loglog_chart(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+
+/// Ten colours for ten classes: the eight of Okabe and Ito (with black and yellow, darkened to
+/// stay readable on white) and two more; scatter plots also draw each point as its class's
+/// label, so no class depends on colour alone.
+pub const CLASS_COLOURS: [RGBColor; 10] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0xD5, 0x5E, 0x00),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xC7, 0x8A, 0x00),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x88, 0x88, 0x88),
+    RGBColor(0x88, 0x22, 0x55),
+    RGBColor(0x44, 0x77, 0x33),
+];
+
+/// Draws points `(x, y, class)` as a scatter, 720x560, each point written as its class's name
+/// (`names[class]`, such as the digit itself) in the class's colour, and returns the SVG text.
+pub fn label_scatter(
+    labels: Labels<'_>,
+    points: &[(f64, f64, usize)],
+    names: &[String],
+) -> anyhow::Result<String> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    anyhow::ensure!(
+        points.iter().all(|p| p.2 < names.len()),
+        "label_scatter: a class has no name"
+    );
+    let as_series = [Series::new(
+        "",
+        points.iter().map(|&(x, y, _)| (x, y)).collect(),
+    )];
+    let (x0, x1) = bounds(&as_series, |p| p.0);
+    let (y0, y1) = bounds(&as_series, |p| p.1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 560)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(labels.title, ("sans-serif", 22))
@@ -277,12 +315,16 @@ pub fn loglog_chart(
             .y_label_area_size(64)
             .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
         let power_of_ten = |v: &f64| format!("{:.0e}", v);
+
+            .build_cartesian_2d(x0..x1, y0..y1)?;
         chart
             .configure_mesh()
             .x_desc(labels.x)
             .y_desc(labels.y)
             .x_label_formatter(&power_of_ten)
             .y_label_formatter(&power_of_ten)
+
+
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(235, 235, 235))
@@ -305,6 +347,175 @@ pub fn loglog_chart(
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .position(legend)
+
+        for (class, name) in names.iter().enumerate() {
+            let colour = CLASS_COLOURS[class % CLASS_COLOURS.len()];
+            let style = ("sans-serif", 13)
+                .into_font()
+                .color(&colour)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.2 == class)
+                        .map(|&(x, y, _)| Text::new(name.clone(), (x, y), style.clone())),
+                )?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// The values of a real function on a regular grid over a rectangle of the plane.
+#[derive(Clone, Debug)]
+pub struct GridValues {
+    /// The x range covered.
+    pub x: (f64, f64),
+    /// The y range covered.
+    pub y: (f64, f64),
+    /// Cells along x.
+    pub nx: usize,
+    /// Cells along y.
+    pub ny: usize,
+    /// The function at each cell's centre, `values[j * nx + i]` for column `i`, row `j`.
+    pub values: Vec<f64>,
+}
+
+impl GridValues {
+    /// Evaluates `f` at the centres of an `nx x ny` grid over the rectangle.
+    pub fn sample(
+        x: (f64, f64),
+        y: (f64, f64),
+        nx: usize,
+        ny: usize,
+        f: impl Fn(&[(f64, f64)]) -> Vec<f64>,
+    ) -> Self {
+        let centres: Vec<(f64, f64)> = (0..ny)
+            .flat_map(|j| {
+                (0..nx).map(move |i| {
+                    (
+                        x.0 + (i as f64 + 0.5) * (x.1 - x.0) / nx as f64,
+                        y.0 + (j as f64 + 0.5) * (y.1 - y.0) / ny as f64,
+                    )
+                })
+            })
+            .collect();
+        let values = f(&centres);
+        GridValues {
+            x,
+            y,
+            nx,
+            ny,
+            values,
+        }
+    }
+}
+
+/// Draws a binary classifier's decision function `f` (720x560): cells where `f >= 0` in light
+/// blue, `f < 0` in light orange, the margin band `|f| < 1` a shade darker; the points
+/// `(x, y, positive)` as blue circles (positive) and orange triangles (negative); and a black
+/// ring around each of the `highlighted` points (such as the support vectors).
+pub fn decision_map(
+    labels: Labels<'_>,
+    grid: &GridValues,
+    points: &[(f64, f64, bool)],
+    highlighted: &[(f64, f64)],
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        grid.values.len() == grid.nx * grid.ny && grid.nx > 0 && grid.ny > 0,
+        "decision_map: the grid has {} values, expected {}x{}",
+        grid.values.len(),
+        grid.nx,
+        grid.ny
+    );
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(labels.title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(grid.x.0..grid.x.1, grid.y.0..grid.y.1)?;
+        chart
+            .configure_mesh()
+            .x_desc(labels.x)
+            .y_desc(labels.y)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .disable_mesh()
+            .draw()?;
+        let (dx, dy) = (
+            (grid.x.1 - grid.x.0) / grid.nx as f64,
+            (grid.y.1 - grid.y.0) / grid.ny as f64,
+        );
+        let colour_of = |v: f64| match (v >= 0.0, v.abs() < 1.0) {
+            (true, false) => RGBColor(0xDE, 0xEE, 0xF8),
+            (true, true) => RGBColor(0xB4, 0xD6, 0xEE),
+            (false, false) => RGBColor(0xFC, 0xE8, 0xD6),
+            (false, true) => RGBColor(0xF6, 0xC9, 0xA4),
+        };
+        // One rectangle per run of equally coloured cells in a row keeps the SVG small.
+        let mut cells = Vec::new();
+        for j in 0..grid.ny {
+            let mut start = 0;
+            for i in 1..=grid.nx {
+                let here = colour_of(grid.values[j * grid.nx + start]);
+                if i == grid.nx || colour_of(grid.values[j * grid.nx + i]) != here {
+                    let (x0, y0) = (grid.x.0 + start as f64 * dx, grid.y.0 + j as f64 * dy);
+                    let x1 = grid.x.0 + i as f64 * dx;
+                    cells.push(Rectangle::new([(x0, y0), (x1, y0 + dy)], here.filled()));
+                    start = i;
+                }
+            }
+        }
+        chart.draw_series(cells)?;
+        let (blue, orange) = (PALETTE[0], PALETTE[1]);
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.2)
+                    .map(|&(x, y, _)| Circle::new((x, y), 3, blue.filled())),
+            )?
+            .label("class +1")
+            .legend(move |(x, y)| Circle::new((x + 7, y), 3, blue.filled()));
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| !p.2)
+                    .map(|&(x, y, _)| TriangleMarker::new((x, y), 4, orange.filled())),
+            )?
+            .label("class -1")
+            .legend(move |(x, y)| TriangleMarker::new((x + 7, y), 4, orange.filled()));
+        chart
+            .draw_series(
+                highlighted
+                    .iter()
+                    .map(|&(x, y)| Circle::new((x, y), 6, BLACK.stroke_width(1))),
+            )?
+            .label("support vector")
+            .legend(|(x, y)| Circle::new((x + 7, y), 6, BLACK.stroke_width(1)));
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(180, 180, 180))
+            .position(SeriesLabelPosition::UpperRight)
             .draw()?;
         root.present()?;
     }

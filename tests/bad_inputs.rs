@@ -206,7 +206,10 @@ fn table(rows: &[(&str, String)], dir: &Path) -> String {
         "# Bad inputs and the errors they get\n\nWritten by `tests/bad_inputs.rs` from real runs (the temporary folder is shown as `<dir>`).\n\n| input | error |\n|---|---|\n",
     );
     for (what, message) in rows {
-        let message = message.replace(&dir, "<dir>").replace('|', "\\|").replace('`', "'");
+        let message = message
+            .replace(&dir, "<dir>")
+            .replace('|', "\\|")
+            .replace('`', "'");
         t.push_str(&format!("| {what} | `{message}` |\n"));
     }
     t

@@ -1,6 +1,7 @@
-//! The classical machine-learning course, first half: linear regression (normal equation and
+//! The classical machine-learning course: linear regression (normal equation and
 //! gradient descent), logistic regression (binary and softmax), the metrics of classification,
-//! and text features (bag-of-words, TF-IDF), all on ndarray with hand-written gradients.
+//! text features (bag-of-words, TF-IDF), then SVMs, decision trees, forests, PCA, LDA and
+//! nearest-neighbour baselines, all on ndarray with hand-written gradients.
 //!
 //! The models are generic over [`Float`](crate::float::Float) like every layer of the book, so
 //! the gradient checks run the same code in `f64`; the experiments also run in `f64`, because
@@ -11,6 +12,13 @@
 //! ([`text`]).
 
 pub mod experiment;
+pub mod forest;
+pub mod lda;
+pub mod neighbours;
+pub mod pca;
+pub mod scoreboard;
+pub mod svm;
+pub mod tree;
 pub mod linear_regression;
 pub mod logistic;
 pub mod metrics;
