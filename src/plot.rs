@@ -269,6 +269,47 @@ pub fn loglog_chart(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(labels.title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
+        let power_of_ten = |v: &f64| format!("{:.0e}", v);
+        chart
+            .configure_mesh()
+            .x_desc(labels.x)
+            .y_desc(labels.y)
+            .x_label_formatter(&power_of_ten)
+            .y_label_formatter(&power_of_ten)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            let style = colour.stroke_width(2);
+            let points: Vec<(f64, f64)> = s.points.iter().filter(positive).copied().collect();
+            if i % 2 == 0 {
+                chart.draw_series(LineSeries::new(points, style))?
+            } else {
+                chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
+            }
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .position(legend)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}
 
 /// Ten colours for ten classes: the eight of Okabe and Ito (with black and yellow, darkened to
 /// stay readable on white) and two more; scatter plots also draw each point as its class's
@@ -313,41 +354,15 @@ pub fn label_scatter(
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(64)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())?;
-        let power_of_ten = |v: &f64| format!("{:.0e}", v);
-
             .build_cartesian_2d(x0..x1, y0..y1)?;
         chart
             .configure_mesh()
             .x_desc(labels.x)
             .y_desc(labels.y)
-            .x_label_formatter(&power_of_ten)
-            .y_label_formatter(&power_of_ten)
-
-
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            let style = colour.stroke_width(2);
-            let points: Vec<(f64, f64)> = s.points.iter().filter(positive).copied().collect();
-            if i % 2 == 0 {
-                chart.draw_series(LineSeries::new(points, style))?
-            } else {
-                chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
-            }
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(legend)
-
         for (class, name) in names.iter().enumerate() {
             let colour = CLASS_COLOURS[class % CLASS_COLOURS.len()];
             let style = ("sans-serif", 13)

@@ -14,15 +14,15 @@
 pub mod experiment;
 pub mod forest;
 pub mod lda;
+pub mod linear_regression;
+pub mod logistic;
+pub mod metrics;
 pub mod neighbours;
 pub mod pca;
 pub mod scoreboard;
 pub mod svm;
-pub mod tree;
-pub mod linear_regression;
-pub mod logistic;
-pub mod metrics;
 pub mod text;
+pub mod tree;
 
 use ndarray::{Array1, Array2, Axis};
 
