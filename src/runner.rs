@@ -195,7 +195,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// Where a result came from.
 #[derive(Clone, Debug, Serialize)]
 pub struct Provenance {
-    /// `git describe`-style commit of the crate, with `-dirty` for uncommitted changes.
+    /// The commit of the crate, with `-dirty` for uncommitted changes to its sources or data.
     pub commit: String,
     /// The command line.
     pub command: String,
@@ -220,14 +220,39 @@ impl Provenance {
     }
 }
 
+/// The commit of the crate, with `-dirty` when the inputs of a result (the library, the
+/// programs, the data, the manifest) differ from it. Outputs the programs write themselves (the
+/// figures and tables under `chapters/`) do not count: regenerating them one program after
+/// another must not mark the later runs dirty.
 fn git_commit() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
-    let out = std::process::Command::new("git")
-        .args(["-C", dir, "describe", "--always", "--dirty", "--abbrev=12"])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-        _ => "unknown".to_string(),
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    let inputs = [
+        "status",
+        "--porcelain",
+        "--",
+        "src",
+        "code",
+        "data",
+        "build.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+    ];
+    match git(&inputs) {
+        Some(changes) if changes.is_empty() => commit,
+        _ => format!("{commit}-dirty"),
     }
 }
 
