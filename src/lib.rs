@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod data;
+pub mod dropout;
 pub mod float;
 pub mod gradcheck;
 pub mod init;
