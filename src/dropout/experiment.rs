@@ -436,6 +436,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let config = cli.config()?;
     let common = &cli.common;
     let run = Run::new(common, &chapter_dir())?;
+    let load_at_start = load_average();
     let (train_split, validation, test) = load_data(common)?;
     if cli.tune {
         return tune(&run, &config, common.seed, &train_split, &validation);
@@ -461,7 +462,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let table = results_table(&report);
     print!("{table}");
-    write_outputs(&run, &report, &table)
+    write_outputs(&run, &report, &table, load_at_start)
 }
 // ANCHOR_END: program
 
@@ -599,7 +600,12 @@ pub fn results_table(report: &Report) -> String {
 }
 
 /// Writes the figures, `results.md`, `provenance.md` and `results.json`.
-pub fn write_outputs(run: &Run, report: &Report, table: &str) -> Result<()> {
+pub fn write_outputs(
+    run: &Run,
+    report: &Report,
+    table: &str,
+    load_at_start: Option<f64>,
+) -> Result<()> {
     let curve = |net: &NetReport, f: fn(&Epoch) -> Option<f64>, name: &str| {
         Series::new(
             name,
@@ -679,15 +685,67 @@ pub fn write_outputs(run: &Run, report: &Report, table: &str) -> Result<()> {
     run.write("results.md", table.as_bytes())?;
     let mut provenance = run.provenance();
     provenance.threads = 2;
-    run.write("provenance.md", provenance.markdown().as_bytes())?;
+    let cpu = cpu_seconds();
+    let load_at_end = load_average();
+    let mut text = format!(
+        "Produced by `{}` (seed {}) at commit `{}` on {} (2 threads: one per network), in {:.1} s \
+         of wall time",
+        provenance.command,
+        provenance.seed,
+        provenance.commit,
+        provenance.cpu,
+        provenance.wall_seconds
+    );
+    if let Some(cpu) = cpu {
+        let _ = write!(
+            text,
+            " and {cpu:.1} s of CPU time (user + system, both threads)"
+        );
+    }
+    if let (Some(a), Some(b)) = (load_at_start, load_at_end) {
+        let _ = write!(
+            text,
+            "; the one-minute load average of the machine was {a:.1} at the start and {b:.1} at \
+             the end"
+        );
+    }
+    text.push_str(".\n");
+    run.write("provenance.md", text.as_bytes())?;
     #[derive(Serialize)]
     struct Json<'a> {
         report: &'a Report,
         provenance: crate::runner::Provenance,
+        cpu_seconds: Option<f64>,
+        load_average: (Option<f64>, Option<f64>),
     }
-    let json = serde_json::to_string_pretty(&Json { report, provenance })?;
+    let json = serde_json::to_string_pretty(&Json {
+        report,
+        provenance,
+        cpu_seconds: cpu,
+        load_average: (load_at_start, load_at_end),
+    })?;
     run.write("results.json", json.as_bytes())?;
     Ok(())
+}
+
+/// CPU time of this process so far (user + system, all threads), in seconds, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Linux reports it in ticks of 1/100 s.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// The one-minute load average, from `/proc/loadavg` (Linux; `None` elsewhere).
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The optimiser settings `--tune` compares.
