@@ -291,7 +291,7 @@ fn quick(out: &Path, seed: &str) {
 fn quick_run_writes_well_formed_outputs_and_the_loss_falls() {
     let dir = tempfile::tempdir().unwrap();
     quick(dir.path(), "3");
-    for svg in ["loss.svg", "accuracy.svg", "monte-carlo.svg"] {
+    for svg in ["loss.svg", "test-error.svg", "monte-carlo.svg"] {
         let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
         assert!(
             text.starts_with("<svg") && text.trim_end().ends_with("</svg>") && text.len() > 500,
@@ -352,7 +352,12 @@ fn the_same_seed_reproduces_every_output_exactly() {
     quick(a.path(), "5");
     quick(b.path(), "5");
     quick(c.path(), "6");
-    for name in ["loss.svg", "accuracy.svg", "monte-carlo.svg", "results.md"] {
+    for name in [
+        "loss.svg",
+        "test-error.svg",
+        "monte-carlo.svg",
+        "results.md",
+    ] {
         let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(name)).unwrap();
         assert!(
             read(&a) == read(&b),
