@@ -831,6 +831,17 @@ pub fn tune(
     );
     print!("{t}");
     run.write("tuning.md", t.as_bytes())?;
+    let p = run.provenance();
+    let mut text = format!(
+        "The tuning table was produced by `{}` (seed {}) at commit `{}` on {} (2 threads: one per \
+         network), in {:.1} s of wall time",
+        p.command, p.seed, p.commit, p.cpu, p.wall_seconds
+    );
+    if let Some(cpu) = cpu_seconds() {
+        let _ = write!(text, " and {cpu:.1} s of CPU time");
+    }
+    text.push_str(".\n");
+    run.write("tuning-provenance.md", text.as_bytes())?;
     let json = serde_json::to_string_pretty(&runs)?;
     run.write("tuning.json", json.as_bytes())?;
     Ok(())
