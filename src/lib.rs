@@ -19,6 +19,7 @@ pub mod activation;
 pub mod checkpoint;
 pub mod classical;
 pub mod data;
+pub mod dropout;
 pub mod float;
 pub mod gradcheck;
 pub mod init;
