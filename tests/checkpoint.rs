@@ -186,3 +186,45 @@ fn training_that_diverges_stops_with_the_step() {
     assert!(e.contains("is NaN") || e.contains("is inf"), "{e}");
     assert!(e.contains("lower learning rate"), "{e}");
 }
+
+#[test]
+fn the_dropout_program_saves_and_loads_both_networks() {
+    use dlfs::dropout::experiment::{Cli as DropoutCli, run as run_dropout};
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("dropout.safetensors");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let trained: DropoutCli =
+        parse(["dropout", "--quick", "--out", &s(&a), "--save", &s(&ckpt)]).unwrap();
+    run_dropout(trained).unwrap();
+    let loaded: DropoutCli =
+        parse(["dropout", "--quick", "--out", &s(&b), "--load", &s(&ckpt)]).unwrap();
+    run_dropout(loaded).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("results.json")).unwrap()).unwrap();
+    let table = std::fs::read_to_string(b.join("results.md")).unwrap();
+    for (net, row) in [
+        ("plain", "| no dropout |"),
+        ("dropout", "| dropout, weight scaling |"),
+    ] {
+        let last = json["report"][net]["history"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        let expected = format!(
+            "{:.4} | {:.4} |",
+            last["validation"]["loss"].as_f64().unwrap(),
+            last["test"]["loss"].as_f64().unwrap()
+        );
+        let line = table.lines().find(|l| l.starts_with(row)).unwrap();
+        assert!(line.contains(&expected), "{net}: {line} vs {expected}");
+    }
+    // A checkpoint of the MLP program is not one of the dropout program.
+    let mlp_ckpt = dir.path().join("mlp.safetensors");
+    run(parse(["mlp", "--quick", "--save", &s(&mlp_ckpt)]).unwrap()).unwrap();
+    let wrong: DropoutCli = parse(["dropout", "--quick", "--load", &s(&mlp_ckpt)]).unwrap();
+    let e = run_dropout(wrong).unwrap_err().to_string();
+    assert!(e.contains("a checkpoint of mlp, not of dropout"), "{e}");
+}

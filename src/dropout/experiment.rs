@@ -13,9 +13,10 @@ use crate::data::batches::{ordered_batches, shuffled_batches};
 use crate::data::mnist::Split;
 use crate::dropout::{Dropout, DropoutMlp};
 use crate::loss::{argmax_rows, softmax, softmax_cross_entropy};
+use crate::mlp::Mlp;
 use crate::mlp::experiment::{Score, evaluate, load_data};
 use crate::optim::{Adam, Sgd};
-use crate::param::{count, grad_norm, zero_grads};
+use crate::param::{ParamMut, Params, count, grad_norm, join, zero_grads};
 use crate::plot::{Labels, Series, line_chart};
 use crate::runner::{CommonArgs, NonFinite, Run, ensure_finite};
 use anyhow::Result;
@@ -366,6 +367,84 @@ pub struct Cli {
     /// split is not used) and write `tuning.md`.
     #[arg(long)]
     pub tune: bool,
+    /// After training, save both networks to this safetensors file (tensors `plain.*` and
+    /// `dropout.*`).
+    #[arg(long, value_name = "FILE", conflicts_with = "tune")]
+    pub save: Option<std::path::PathBuf>,
+    /// Load two networks saved with --save instead of training them, and score them (weight
+    /// scaling and Monte Carlo); writes `results.md` only into an explicit --out folder.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tune", "save"])]
+    pub load: Option<std::path::PathBuf>,
+}
+
+/// Both networks of the experiment as one set of parameters, for checkpoints: the plain net's
+/// tensors are named `plain.layers.0.w`, ..., the dropout net's `dropout.layers.0.w`, ...
+struct Pair<'a> {
+    plain: &'a mut Mlp<f32>,
+    dropout: &'a mut Mlp<f32>,
+}
+
+impl Params<f32> for Pair<'_> {
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, f32>)) {
+        self.plain.visit(&join(prefix, "plain"), f);
+        self.dropout.visit(&join(prefix, "dropout"), f);
+    }
+}
+
+fn describe(config: &Config) -> String {
+    format!("two networks of layer sizes {:?}", config.sizes)
+}
+
+/// `--load FILE`: scores two saved networks instead of training them.
+fn evaluate_checkpoint(cli: &Cli, config: &Config, file: &Path) -> Result<()> {
+    let common = &cli.common;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (mut plain, mut dropout) = (
+        Mlp::<f32>::new(&config.sizes, &mut rng),
+        Mlp::<f32>::new(&config.sizes, &mut rng),
+    );
+    let mut pair = Pair {
+        plain: &mut plain,
+        dropout: &mut dropout,
+    };
+    crate::checkpoint::load(&mut pair, "dropout", &describe(config), file)?;
+    let (_, validation, test) = load_data(common)?;
+    let model = DropoutMlp {
+        mlp: dropout.clone(),
+        input: Dropout::new(config.input_dropout)?,
+        hidden: Dropout::new(config.hidden_dropout)?,
+    };
+    let k = config.mc_samples;
+    let mc = monte_carlo(&model, &test, &[k], &mut stream(common.seed, 3));
+    let mut t = String::new();
+    let _ = writeln!(t, "| network | validation CE | test CE | test accuracy |");
+    let _ = writeln!(t, "|---|---:|---:|---:|");
+    for (name, net) in [
+        ("no dropout", &plain),
+        ("dropout, weight scaling", &dropout),
+    ] {
+        let (v, s) = (evaluate(net, &validation), evaluate(net, &test));
+        let _ = writeln!(
+            t,
+            "| {name} | {:.4} | {:.4} | {} |",
+            v.loss,
+            s.loss,
+            pct(s.accuracy)
+        );
+    }
+    if let Some(point) = mc.last() {
+        let _ = writeln!(
+            t,
+            "| dropout, Monte Carlo average of {k} | | {:.4} | {} |",
+            point.test.loss,
+            pct(point.test.accuracy)
+        );
+    }
+    print!("{t}");
+    if common.out.is_some() {
+        Run::new(common, &chapter_dir())?.write("results.md", t.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// The book's folder for this chapter's figures and tables.
@@ -435,6 +514,9 @@ pub fn checkpoints(max: usize) -> Vec<usize> {
 pub fn run(cli: Cli) -> Result<()> {
     let config = cli.config()?;
     let common = &cli.common;
+    if let Some(file) = &cli.load {
+        return evaluate_checkpoint(&cli, &config, file);
+    }
     let run = Run::new(common, &chapter_dir())?;
     let load_at_start = load_average();
     let (train_split, validation, test) = load_data(common)?;
@@ -448,8 +530,15 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let progress = run.progress(2 * config.epochs as u64, "dropout");
     let (plain, dropped) = train_both(&config, &train_split, watch, common.seed, &progress)?;
-    let ((_, plain), (model, dropout)) = (plain?, dropped?);
+    let ((mut plain_model, plain), (mut model, dropout)) = (plain?, dropped?);
     progress.finish_and_clear();
+    if let Some(file) = &cli.save {
+        let mut pair = Pair {
+            plain: &mut plain_model.mlp,
+            dropout: &mut model.mlp,
+        };
+        crate::checkpoint::save(&mut pair, "dropout", &describe(&config), file)?;
+    }
     let mut mc_rng = stream(common.seed, 3);
     let monte_carlo = monte_carlo(&model, &test, &checkpoints(config.mc_samples), &mut mc_rng);
     let report = Report {
