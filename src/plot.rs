@@ -119,7 +119,7 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
-            .position(legend_corner(series, y0, y1))
+            .position(legend_corner(series, (x0, x1), (y0, y1)))
             .draw()?;
         root.present()?;
     }
@@ -193,20 +193,62 @@ pub fn image_grid(
     Ok(svg)
 }
 
-/// Puts the legend in the right-hand corner the curves leave free: at the bottom when the
-/// series end in the upper half of the chart, at the top otherwise.
-fn legend_corner(series: &[Series], y0: f64, y1: f64) -> SeriesLabelPosition {
-    let ends: Vec<f64> = series
-        .iter()
-        .filter_map(|s| s.points.last().map(|p| p.1))
-        .filter(|v| v.is_finite())
-        .collect();
-    let mean = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
-    if mean > (y0 + y1) / 2.0 {
-        SeriesLabelPosition::LowerRight
-    } else {
-        SeriesLabelPosition::UpperRight
+/// Puts the legend in the corner of the chart the curves cross least: each corner region (a third
+/// of the width by a third of the height) is scored by how many points along the curves (the data
+/// points and ten samples along every segment) fall inside it. Ties keep the earlier corner, in
+/// the order upper right, lower right, upper left, lower left.
+fn legend_corner(
+    series: &[Series],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let (w, h) = (x1 - x0, y1 - y0);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let mut crowding = [0usize; 4];
+    for s in series {
+        let pts: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        let samples = pts.windows(2).flat_map(|seg| {
+            (0..10).map(move |k| {
+                let t = k as f64 / 10.0;
+                (
+                    seg[0].0 + t * (seg[1].0 - seg[0].0),
+                    seg[0].1 + t * (seg[1].1 - seg[0].1),
+                )
+            })
+        });
+        for (x, y) in samples.chain(pts.last().copied()) {
+            let (fx, fy) = ((x - x0) / w, (y - y0) / h);
+            for (i, &(_, right, upper)) in corners.iter().enumerate() {
+                let in_x = if right {
+                    fx > 2.0 / 3.0
+                } else {
+                    fx < 1.0 / 3.0
+                };
+                let in_y = if upper {
+                    fy > 2.0 / 3.0
+                } else {
+                    fy < 1.0 / 3.0
+                };
+                if in_x && in_y {
+                    crowding[i] += 1;
+                }
+            }
+        }
     }
+    let best = (0..4)
+        .min_by_key(|&i| (crowding[i], i))
+        .expect("four corners");
+    corners[best].0.clone()
 }
 
 /// A tick label without float noise: `2` rather than `2.0`, `0.3` rather than `0.30000000000000004`.
