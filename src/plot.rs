@@ -86,6 +86,7 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
         root.fill(&WHITE)?;
         let (x0, x1) = bounds(series, |p| p.0);
         let (y0, y1) = bounds(series, |p| p.1);
+        let (legend, y1) = legend_layout(series, (x0, x1), (y0, y1));
         let mut chart = ChartBuilder::on(&root)
             .caption(labels.title, ("sans-serif", 22))
             .margin(14)
@@ -119,7 +120,7 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
-            .position(legend_corner(series, (x0, x1), (y0, y1)))
+            .position(legend)
             .draw()?;
         root.present()?;
     }
@@ -193,23 +194,28 @@ pub fn image_grid(
     Ok(svg)
 }
 
-/// Puts the legend in the corner of the chart the curves cross least: each corner region (a third
-/// of the width by a third of the height) is scored by how many points along the curves (the data
-/// points and ten samples along every segment) fall inside it. Ties keep the earlier corner, in
-/// the order upper right, lower right, upper left, lower left.
-fn legend_corner(
+/// Places the legend where it hides no curve. The legend box is about a third of the plot wide
+/// and `(20 n + 26)` of its ~320 pixels high (with a margin) for `n` series; a corner is free when no point along
+/// the curves (the data points and ten samples along every segment) falls in a box that size.
+/// The first free corner wins, in the order upper right, lower right, upper left, lower left;
+/// when none is free, the y axis is extended upwards by the legend's height and the legend goes
+/// in the empty band at the upper right. Returns the position and the (maybe raised) top of the
+/// y axis.
+fn legend_layout(
     series: &[Series],
     (x0, x1): (f64, f64),
     (y0, y1): (f64, f64),
-) -> SeriesLabelPosition {
+) -> (SeriesLabelPosition, f64) {
     let (w, h) = (x1 - x0, y1 - y0);
+    let height = ((20 * series.len() + 26) as f64 / 320.0).min(0.9);
+    let width = 0.38;
     let corners = [
         (SeriesLabelPosition::UpperRight, true, true),
         (SeriesLabelPosition::LowerRight, true, false),
         (SeriesLabelPosition::UpperLeft, false, true),
         (SeriesLabelPosition::LowerLeft, false, false),
     ];
-    let mut crowding = [0usize; 4];
+    let mut crowded = [false; 4];
     for s in series {
         let pts: Vec<(f64, f64)> = s
             .points
@@ -229,26 +235,23 @@ fn legend_corner(
         for (x, y) in samples.chain(pts.last().copied()) {
             let (fx, fy) = ((x - x0) / w, (y - y0) / h);
             for (i, &(_, right, upper)) in corners.iter().enumerate() {
-                let in_x = if right {
-                    fx > 2.0 / 3.0
-                } else {
-                    fx < 1.0 / 3.0
-                };
+                let in_x = if right { fx > 1.0 - width } else { fx < width };
                 let in_y = if upper {
-                    fy > 2.0 / 3.0
+                    fy > 1.0 - height
                 } else {
-                    fy < 1.0 / 3.0
+                    fy < height
                 };
-                if in_x && in_y {
-                    crowding[i] += 1;
-                }
+                crowded[i] |= in_x && in_y;
             }
         }
     }
-    let best = (0..4)
-        .min_by_key(|&i| (crowding[i], i))
-        .expect("four corners");
-    corners[best].0.clone()
+    match (0..4).find(|&i| !crowded[i]) {
+        Some(i) => (corners[i].0.clone(), y1),
+        None => (
+            SeriesLabelPosition::UpperRight,
+            y1 + h * height / (1.0 - height),
+        ),
+    }
 }
 
 /// A tick label without float noise: `2` rather than `2.0`, `0.3` rather than `0.30000000000000004`.
