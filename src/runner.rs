@@ -154,6 +154,25 @@ impl Run {
         }
     }
 
+    /// Writes the run's record: its provenance as a Markdown sentence into `provenance_md`, and
+    /// `{"report": report, "provenance": ...}` as JSON into `json`.
+    pub fn write_record(
+        &self,
+        provenance_md: &str,
+        json: &str,
+        report: &impl Serialize,
+    ) -> Result<()> {
+        #[derive(Serialize)]
+        struct Record<'a, R> {
+            report: &'a R,
+            provenance: Provenance,
+        }
+        let provenance = self.provenance();
+        self.write(provenance_md, provenance.markdown().as_bytes())?;
+        let record = serde_json::to_string_pretty(&Record { report, provenance })?;
+        self.write(json, record.as_bytes())
+    }
+
     /// How this run was made, for `results.json`.
     pub fn provenance(&self) -> Provenance {
         Provenance {

@@ -1,10 +1,11 @@
 //! The classical course's second program, run in-process on its `--quick` path and as a process
 //! with bad input.
 
+mod common;
+
 use dlfs::classical::scoreboard::{Cli, OUTPUTS, Row, results_table, run};
 use dlfs::runner::parse;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 fn quick(out: &Path, seed: &str) {
     let cli: Cli = parse([
@@ -123,17 +124,6 @@ fn bad_flags_are_errors() {
     }
 }
 
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join(format!(
-        "classical_scoreboard{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    assert!(bin.exists(), "{} not built", bin.display());
-    bin
-}
-
 #[test]
 fn the_program_fails_in_one_line_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,18 +155,6 @@ fn the_program_fails_in_one_line_without_a_panic() {
         ),
     ];
     for (args, code, needle) in cases {
-        let out = Command::new(example_binary())
-            .args(&args)
-            .env("RUST_BACKTRACE", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-        assert!(
-            stderr.starts_with("error: ") && stderr.contains(needle),
-            "{args:?}: {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        common::assert_fails_in_one_line("classical_scoreboard", &args, code, needle);
     }
 }

@@ -1,6 +1,8 @@
 //! The "Brushing up on math" part: its library functions (finite differences, KL divergences,
 //! Monte Carlo, MSE) and its two programs, run in-process on their `--quick` paths.
 
+mod common;
+
 use dlfs::gradcheck::{GradCheck, TOLERANCE};
 use dlfs::loss::mse;
 use dlfs::math::finite_diff::{Problem, Scheme, log_steps, numerical_gradient};
@@ -314,17 +316,6 @@ fn quick_runs_without_out_write_nothing_and_bad_flags_are_errors() {
     }
 }
 
-/// An example binary, built by `cargo test` next to the test executables.
-fn example_binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built", bin.display());
-    bin
-}
-
 #[test]
 fn both_programs_fail_in_one_line_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -353,28 +344,7 @@ fn both_programs_fail_in_one_line_without_a_panic() {
         ),
     ];
     for (program, args, code, needle) in cases {
-        let out = std::process::Command::new(example_binary(program))
-            .args(&args)
-            .env("RUST_BACKTRACE", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "{program} {args:?}: {stderr}"
-        );
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{program} {args:?}: {stderr}"
-        );
-        assert!(
-            stderr.starts_with("error: ")
-                && stderr.contains(needle)
-                && !stderr.contains("panicked"),
-            "{program} {args:?}: {stderr}"
-        );
+        common::assert_fails_in_one_line(program, &args, code, needle);
     }
     assert_eq!(std::fs::read(&file_as_out).unwrap(), b"x");
 }

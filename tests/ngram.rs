@@ -1,6 +1,8 @@
 //! The text corpus (loading, vocabulary, the held-out split), the character n-gram model's
 //! defining properties, and the NLP chapter's program on its `--quick` path and with bad input.
 
+mod common;
+
 use dlfs::data::text::{Corpus, TextError, Vocab, split_points};
 use dlfs::ngram::experiment::{Cli, Config, experiment, results_table, run};
 use dlfs::ngram::{NGram, Smoothing};
@@ -8,7 +10,6 @@ use dlfs::runner::parse;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const TINY: &str = "the cat sat on the mat. the hat sat on the cat.";
 
@@ -379,17 +380,6 @@ fn bad_flags_and_inputs_are_errors() {
     assert!(fails(&["--data", short.to_str().unwrap()]).contains("too few"));
 }
 
-/// The example binary, built by `cargo test` next to the test executables.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir
-        .join("examples")
-        .join(format!("ngram{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built", bin.display());
-    bin
-}
-
 #[test]
 fn the_program_fails_in_one_line_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -437,22 +427,6 @@ fn the_program_fails_in_one_line_without_a_panic() {
         ),
     ];
     for (args, code, needle) in cases {
-        let out = Command::new(example_binary())
-            .args(&args)
-            .env("RUST_BACKTRACE", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{args:?}: not one line: {stderr}"
-        );
-        assert!(
-            stderr.starts_with("error: ") && stderr.contains(needle),
-            "{args:?}: {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        common::assert_fails_in_one_line("ngram", &args, code, needle);
     }
 }

@@ -1,9 +1,10 @@
 //! The MLP chapter program, run in-process on its `--quick` path and as a process with bad input.
 
+mod common;
+
 use dlfs::mlp::experiment::{Cli, run};
 use dlfs::runner::parse;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 fn quick(out: &Path, seed: &str) {
     let cli: Cli = parse([
@@ -100,29 +101,6 @@ fn bad_flags_are_errors() {
     assert!(run(cli).unwrap_err().to_string().contains("--lr"));
 }
 
-/// The example binary, built by `cargo test` next to the test executables.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir
-        .join("examples")
-        .join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built", bin.display());
-    bin
-}
-
-fn run_binary(args: &[&str]) -> (i32, String) {
-    let out = Command::new(example_binary())
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn the_program_fails_in_one_line_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,19 +144,7 @@ fn the_program_fails_in_one_line_without_a_panic() {
         ),
     ];
     for (args, code, needle) in cases {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (status, stderr) = run_binary(&args);
-        assert_eq!(status, code, "{args:?}: {stderr}");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{args:?}: not one line: {stderr}"
-        );
-        assert!(
-            stderr.starts_with("error: ") && stderr.contains(needle),
-            "{args:?}: {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        common::assert_fails_in_one_line("mlp", &args, code, needle);
     }
     assert_eq!(
         std::fs::read(&file_as_out).unwrap(),

@@ -895,14 +895,6 @@ pub fn write_outputs(
     for (name, table) in tables {
         run.write(name, table.as_bytes())?;
     }
-    let provenance = run.provenance();
-    run.write("provenance.md", provenance.markdown().as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-    }
-    let json = serde_json::to_string_pretty(&Json { report, provenance })?;
-    run.write("results.json", json.as_bytes())?;
+    run.write_record("provenance.md", "results.json", report)?;
     Ok(())
 }

@@ -883,18 +883,7 @@ pub fn run(cli: Cli) -> Result<()> {
     run.write("lda-scatter.svg", lda_scatter.as_bytes())?;
     run.write("lda-results.md", lda_table.as_bytes())?;
     run.write("course-results.md", table.as_bytes())?;
-    let provenance = run.provenance();
-    run.write("scoreboard-provenance.md", provenance.markdown().as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-    }
-    let json = serde_json::to_string_pretty(&Json {
-        report: &report,
-        provenance,
-    })?;
-    run.write("scoreboard.json", json.as_bytes())?;
+    run.write_record("scoreboard-provenance.md", "scoreboard.json", &report)?;
     Ok(())
 }
 // ANCHOR_END: program

@@ -179,17 +179,6 @@ pub fn run(cli: Cli) -> Result<()> {
     print!("{table}");
     run.write("error.svg", figure(&report)?.as_bytes())?;
     run.write("results.md", table.as_bytes())?;
-    let provenance = run.provenance();
-    run.write("provenance.md", provenance.markdown().as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-    }
-    let json = serde_json::to_string_pretty(&Json {
-        report: &report,
-        provenance,
-    })?;
-    run.write("results.json", json.as_bytes())
+    run.write_record("provenance.md", "results.json", &report)
 }
 // ANCHOR_END: program

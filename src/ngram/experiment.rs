@@ -347,14 +347,6 @@ pub fn write_outputs(run: &Run, report: &Report, table: &str) -> Result<()> {
         ],
     )?;
     run.write("bpc.svg", chart.as_bytes())?;
-    let provenance = run.provenance();
-    run.write("provenance.md", provenance.markdown().as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-    }
-    let json = serde_json::to_string_pretty(&Json { report, provenance })?;
-    run.write("results.json", json.as_bytes())?;
+    run.write_record("provenance.md", "results.json", report)?;
     Ok(())
 }

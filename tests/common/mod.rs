@@ -1,0 +1,39 @@
+//! Helpers shared by the integration tests that run a chapter program as a process.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The example program `name`, built by `cargo test` next to the test executables.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
+/// Runs the example program `name` with `args` (and `RUST_BACKTRACE=1`, so a panic would show),
+/// and checks that it fails the way a reader should see it fail: exit code `code`, exactly one
+/// line on stderr, starting with `error: ` and containing `needle`, and no panic.
+pub fn assert_fails_in_one_line<S: AsRef<str>>(name: &str, args: &[S], code: i32, needle: &str) {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let out = Command::new(example_binary(name))
+        .args(&args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{name} {args:?}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{name} {args:?}: not one line: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "{name} {args:?}: expected `{needle}` in: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{name} {args:?}: {stderr}");
+}
