@@ -7,6 +7,7 @@
 //! so nothing depends on colour alone.
 
 use base64::Engine;
+use plotters::coord::CoordTranslate;
 use plotters::prelude::*;
 use std::fmt::Write as _;
 
@@ -103,28 +104,42 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            let style = colour.stroke_width(2);
-            let points = s.points.iter().copied().filter(|p| p.1.is_finite());
-            if i % 2 == 0 {
-                chart.draw_series(LineSeries::new(points, style))?
-            } else {
-                chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
-            }
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(legend)
-            .draw()?;
+        draw_lines(&mut chart, series, |p| p.1.is_finite(), legend)?;
         root.present()?;
     }
     Ok(svg)
+}
+
+/// Draws the series of a chart and its legend: colours from [`PALETTE`], every other series
+/// dashed, only the points `keep` accepts.
+fn draw_lines<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    series: &[Series],
+    keep: impl Fn(&(f64, f64)) -> bool,
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    for (i, s) in series.iter().enumerate() {
+        let style = PALETTE[i % PALETTE.len()].stroke_width(2);
+        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| keep(p)).collect();
+        if i % 2 == 0 {
+            chart.draw_series(LineSeries::new(points, style))?
+        } else {
+            chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
+        }
+        .label(s.name.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .position(legend)
+        .draw()?;
+    Ok(())
 }
 
 /// One tile of an image grid: grey pixels in `[0, 1]` (0 white, 1 black: ink on paper),
@@ -332,25 +347,7 @@ pub fn loglog_chart(
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            let style = colour.stroke_width(2);
-            let points: Vec<(f64, f64)> = s.points.iter().filter(positive).copied().collect();
-            if i % 2 == 0 {
-                chart.draw_series(LineSeries::new(points, style))?
-            } else {
-                chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
-            }
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
-        }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .position(legend)
-            .draw()?;
+        draw_lines(&mut chart, series, |p| positive(&p), legend)?;
         root.present()?;
     }
     Ok(svg)
