@@ -1,6 +1,8 @@
 //! The classical course's first half: solvers, gradients, metrics, text features, the digits
 //! result, and the chapter program.
 
+mod common;
+
 use dlfs::classical::Standardizer;
 use dlfs::classical::experiment::{Cli, run};
 use dlfs::classical::linear_regression::{
@@ -306,16 +308,7 @@ fn softmax_regression_reaches_94_percent_on_the_digits_test_split() {
 }
 
 fn quick(out: &Path, seed: &str) {
-    let cli: Cli = parse([
-        "classical_linear",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    run(cli).unwrap();
+    common::run_quick::<Cli>("classical_linear", out, seed, run);
 }
 
 const OUTPUTS: [&str; 17] = [

@@ -8,16 +8,7 @@ use dlfs::runner::parse;
 use std::path::Path;
 
 fn quick(out: &Path, seed: &str) {
-    let cli: Cli = parse([
-        "classical_scoreboard",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    run(cli).unwrap();
+    common::run_quick::<Cli>("classical_scoreboard", out, seed, run);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The Dropout chapter: the layer's defining properties, gradient checks with a fixed mask, and
 //! the chapter program's `--quick` path.
 
+mod common;
+
 use dlfs::activation::relu;
 use dlfs::data::mnist::Split;
 use dlfs::dropout::experiment::{Cli, checkpoints, monte_carlo, run};
@@ -275,16 +277,7 @@ fn monte_carlo_of_a_net_without_dropout_is_weight_scaling() {
 }
 
 fn quick(out: &Path, seed: &str) {
-    let cli: Cli = parse([
-        "dropout",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    run(cli).unwrap();
+    common::run_quick::<Cli>("dropout", out, seed, run);
 }
 
 #[test]

@@ -181,29 +181,11 @@ fn assert_svg(dir: &Path, name: &str) {
 }
 
 fn steps_quick(out: &Path, seed: &str) {
-    let cli: gradcheck_steps::Cli = parse([
-        "gradcheck_steps",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    gradcheck_steps::run(cli).unwrap();
+    common::run_quick::<gradcheck_steps::Cli>("gradcheck_steps", out, seed, gradcheck_steps::run);
 }
 
 fn mc_quick(out: &Path, seed: &str) {
-    let cli: monte_carlo::Cli = parse([
-        "monte_carlo",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    monte_carlo::run(cli).unwrap();
+    common::run_quick::<monte_carlo::Cli>("monte_carlo", out, seed, monte_carlo::run);
 }
 
 #[test]

@@ -280,16 +280,7 @@ fn the_book_shows_the_table_the_code_produces() {
 }
 
 fn quick(out: &Path, seed: &str) {
-    let cli: Cli = parse([
-        "ngram",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    run(cli).unwrap();
+    common::run_quick::<Cli>("ngram", out, seed, run);
 }
 
 #[test]

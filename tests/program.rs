@@ -7,16 +7,7 @@ use dlfs::runner::parse;
 use std::path::Path;
 
 fn quick(out: &Path, seed: &str) {
-    let cli: Cli = parse([
-        "mlp",
-        "--quick",
-        "--seed",
-        seed,
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .unwrap();
-    run(cli).unwrap();
+    common::run_quick::<Cli>("mlp", out, seed, run);
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! Helpers shared by the integration tests that run a chapter program as a process.
+//! Helpers shared by the integration tests that run a chapter program, in process or as a
+//! process. (Each test file uses some of them, hence `dead_code` is allowed here.)
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The example program `name`, built by `cargo test` next to the test executables.
@@ -36,4 +38,24 @@ pub fn assert_fails_in_one_line<S: AsRef<str>>(name: &str, args: &[S], code: i32
         "{name} {args:?}: expected `{needle}` in: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "{name} {args:?}: {stderr}");
+}
+
+/// Runs a chapter program in process on its `--quick` path with `seed`, writing into `out`:
+/// `name --quick --seed SEED --out OUT`, parsed into `C` as the program itself parses its flags.
+pub fn run_quick<C: clap::Parser>(
+    name: &str,
+    out: &Path,
+    seed: &str,
+    run: impl FnOnce(C) -> anyhow::Result<()>,
+) {
+    let args = [
+        name,
+        "--quick",
+        "--seed",
+        seed,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let cli: C = dlfs::runner::parse(args).unwrap();
+    run(cli).unwrap();
 }
