@@ -473,8 +473,17 @@ impl Table {
 
 impl std::fmt::Display for Table {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An empty cell is written `| |`, a full one `| text |`.
         let line = |f: &mut std::fmt::Formatter<'_>, cells: &[String]| {
-            writeln!(f, "| {} |", cells.join(" | "))
+            write!(f, "|")?;
+            for cell in cells {
+                if cell.is_empty() {
+                    write!(f, " |")?;
+                } else {
+                    write!(f, " {cell} |")?;
+                }
+            }
+            writeln!(f)
         };
         line(f, &self.header)?;
         let rule: Vec<&str> = self

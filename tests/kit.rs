@@ -25,7 +25,7 @@ fn a_table_is_markdown_with_one_cell_per_column() {
     t.row(["", "", "n/a"]);
     assert_eq!(
         t.to_string(),
-        "| model | params | error |\n|---|---:|---:|\n| MLP | 269,322 | 2.15% |\n|  |  | n/a |\n"
+        "| model | params | error |\n|---|---:|---:|\n| MLP | 269,322 | 2.15% |\n| | | n/a |\n"
     );
     assert_eq!(t.len(), 2);
     let short_row = std::panic::catch_unwind(|| {
@@ -250,4 +250,28 @@ fn data_dir_is_one_convention_and_mnist_splits_are_the_books() {
     assert!(some_grey, "the shipped digits have grey pixels to binarise");
     let err = MnistSplits::load(std::path::Path::new("/no/such/dir"), true).unwrap_err();
     assert!(format!("{err:#}").contains("/no/such/dir"));
+}
+
+#[test]
+fn every_series_of_a_chart_has_its_own_colour_and_dash() {
+    use dlfs::plot::{Dash, series_style};
+    let styles: Vec<_> = (0..18)
+        .map(|i| {
+            let (c, d) = series_style(i);
+            ((c.0, c.1, c.2), d)
+        })
+        .collect();
+    for i in 0..styles.len() {
+        for j in 0..i {
+            assert_ne!(styles[i], styles[j], "series {j} and {i} look alike");
+        }
+    }
+    // The first six keep the book's old look: solid, dashed, solid, ...
+    assert_eq!(series_style(0).1, Dash::Solid);
+    assert_eq!(series_style(1).1, Dash::Dashed);
+    assert_eq!(
+        series_style(6).1,
+        Dash::Dashed,
+        "the seventh is not the first again"
+    );
 }
