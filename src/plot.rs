@@ -172,12 +172,7 @@ where
         .legend(move |(x, y)| {
             // The legend's sample: 24 pixels of the line's own pattern (solid: one dash of 24).
             let (on, off) = dash.pattern().unwrap_or((24, 1));
-            plotters::element::DashedPathElement::new(
-                vec![(x, y), (x + 24, y)].into_iter(),
-                on,
-                off,
-                style,
-            )
+            plotters::element::DashedPathElement::new(vec![(x, y), (x + 24, y)], on, off, style)
         });
     }
     chart
