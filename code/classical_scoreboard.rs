@@ -3,5 +3,5 @@
 //! and tables of its chapters. `--help` lists the flags.
 
 fn main() -> std::process::ExitCode {
-    dlfs::runner::main(dlfs::classical::scoreboard::run)
+    dlfs::runner::main(dlfs::course::run)
 }

@@ -18,6 +18,7 @@
 pub mod activation;
 pub mod checkpoint;
 pub mod classical;
+pub mod course;
 pub mod data;
 pub mod dropout;
 pub mod float;

@@ -155,6 +155,19 @@ fn regularised_losses_pass_the_gradient_check() {
 }
 
 #[test]
+fn linear_and_logistic_models_parameter_names() {
+    // A weight per feature and one scalar bias; softmax regression: a weight per feature and
+    // class, a bias per class.
+    common::assert_params(&mut LinearRegression::<f64>::zeros(4), &["w", "b"], 4 + 1);
+    common::assert_params(&mut BinaryLogistic::<f64>::zeros(4), &["w", "b"], 4 + 1);
+    common::assert_params(
+        &mut SoftmaxRegression::<f64>::zeros(4, 3),
+        &["w", "b"],
+        4 * 3 + 3,
+    );
+}
+
+#[test]
 fn the_gradient_check_catches_a_missing_penalty_term() {
     // Gradient of the unpenalised loss checked against the penalised loss: must fail.
     let mut r = rng(8);
@@ -392,11 +405,22 @@ fn the_same_seed_reproduces_every_output_exactly() {
         );
         assert!(x == y, "{name} differs between two runs with the same seed");
     }
-    let (x, y) = (
-        std::fs::read(a.path().join("results.json")).unwrap(),
-        std::fs::read(c.path().join("results.json")).unwrap(),
+    // results.json also records the seed and the wall time, so compare the numbers it reports.
+    let report = |d: &tempfile::TempDir| -> serde_json::Value {
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.path().join("results.json")).unwrap()).unwrap();
+        json["report"].clone()
+    };
+    assert_eq!(
+        report(&a),
+        report(&b),
+        "the same seed gives the same numbers"
     );
-    assert!(x != y, "another seed shuffles the batches differently");
+    assert_ne!(
+        report(&a)["classification"],
+        report(&c)["classification"],
+        "another seed shuffles the batches differently, so the logistic models end elsewhere"
+    );
 }
 
 #[test]

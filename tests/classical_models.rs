@@ -2,6 +2,8 @@
 //! kernel SVM's optimality conditions, trees on separable data and their depth limit, PCA
 //! against the covariance's eigen-equation, out-of-bag votes, and the floors on the digits.
 
+mod common;
+
 use dlfs::classical::forest::{Forest, ForestConfig};
 use dlfs::classical::neighbours::{NearestMean, accuracy, knn_predict};
 use dlfs::classical::pca::{Pca, covariance};
@@ -63,6 +65,12 @@ fn linear_svm_subgradient_matches_finite_differences_away_from_the_hinge() {
         },
     );
     report.assert_below(TOLERANCE);
+}
+
+#[test]
+fn linear_svm_parameter_names() {
+    // One weight column and one bias per class (one-vs-rest).
+    common::assert_params(&mut LinearSvm::<f64>::new(4, 3), &["w", "b"], 4 * 3 + 3);
 }
 
 #[test]

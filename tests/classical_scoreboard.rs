@@ -3,7 +3,8 @@
 
 mod common;
 
-use dlfs::classical::scoreboard::{Cli, OUTPUTS, Row, results_table, run};
+use dlfs::classical::scoreboard::{Cli, OUTPUTS, Row, results_table};
+use dlfs::course::run;
 use dlfs::runner::parse;
 use std::path::Path;
 

@@ -188,8 +188,9 @@ fn gradient_check_of_the_layer_with_a_fixed_mask() {
     let (_, cache) = layer.forward_train(&x, &mut rng(60));
     assert!(cache.mask().iter().any(|&m| m == 0.0) && cache.mask().iter().any(|&m| m > 0.0));
     let dx = layer.backward(&cache, &g);
-    let c = GradCheck::default().input(&x, &dx, f);
-    assert!(c.rel_error < TOLERANCE, "{c:?}");
+    GradCheck::default()
+        .input(&x, &dx, f)
+        .assert_below(TOLERANCE);
 }
 
 #[test]
@@ -219,22 +220,35 @@ fn gradient_check_of_the_dropout_mlp_with_fixed_masks() {
     let loss = |m: &DropoutMlp<f64>, x: &Array2<f64>| {
         softmax_cross_entropy(&m.forward_train(x, &mut rng(seed)).0, &labels).0
     };
-    let check = GradCheck::default();
-    let report = check.params(
-        &mut model,
-        |m| loss(m, &x),
-        |m| {
-            let (z, cache) = m.forward_train(&x, &mut rng(seed));
-            let (_, dz) = softmax_cross_entropy(&z, &labels);
-            m.backward(&cache, &dz);
-        },
+    let report = GradCheck::default().layer(&mut model, &x, loss, |m, x| {
+        let (z, cache) = m.forward_train(x, &mut rng(seed));
+        let (_, dz) = softmax_cross_entropy(&z, &labels);
+        m.backward(&cache, &dz)
+    });
+    assert_eq!(
+        report.checks.len(),
+        7,
+        "three weights, three biases and the input"
     );
-    assert_eq!(report.checks.len(), 6, "three weights and three biases");
     report.assert_below(TOLERANCE);
-    let (z, cache) = model.forward_train(&x, &mut rng(seed));
-    let dx = model.backward(&cache, &softmax_cross_entropy(&z, &labels).1);
-    let c = check.input(&x, &dx, |x| loss(&model, x));
-    assert!(c.rel_error < TOLERANCE, "dx: {c:?}");
+}
+
+#[test]
+fn dropout_mlp_parameter_names() {
+    // The dropout layers have no parameters: the network's are the MLP's, under the same names.
+    let mut model = DropoutMlp::<f32>::new(&[6, 10, 8, 3], drop(0.2), drop(0.5), &mut rng(7));
+    common::assert_params(
+        &mut model,
+        &[
+            "layers.0.w",
+            "layers.0.b",
+            "layers.1.w",
+            "layers.1.b",
+            "layers.2.w",
+            "layers.2.b",
+        ],
+        (6 * 10 + 10) + (10 * 8 + 8) + (8 * 3 + 3),
+    );
 }
 
 #[test]
@@ -317,14 +331,36 @@ fn quick_run_writes_well_formed_outputs_and_the_loss_falls() {
     assert_eq!(report["plain"]["hidden_dropout"], 0.0);
     let mc = report["monte_carlo"].as_array().unwrap();
     assert_eq!(mc.len(), 4, "k = 1, 2, 5, 10");
+    // The table reports this run: its rows hold the numbers of results.json.
     let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
-    for needle in [
-        "| no dropout |",
-        "weight scaling",
-        "Monte Carlo, k = 10",
-        "1.25%",
-    ] {
-        assert!(table.contains(needle), "{needle} missing from:\n{table}");
+    let pct = |a: f64| format!("{:.2}%", 100.0 * a);
+    let num = |v: &serde_json::Value| v.as_f64().unwrap();
+    let last = &report["plain"]["history"][3];
+    let acc = num(&last["test"]["accuracy"]);
+    let plain = format!(
+        "| no dropout | after epoch 3 | {:.4} | {:.4} | {:.4} | {} | {} |",
+        num(&last["train"]["loss"]),
+        num(&last["validation"]["loss"]),
+        num(&last["test"]["loss"]),
+        pct(acc),
+        pct(1.0 - acc)
+    );
+    let mut rows = vec![plain];
+    for p in mc {
+        let acc = num(&p["test"]["accuracy"]);
+        rows.push(format!(
+            "| Monte Carlo, k = {} | {:.4} | {} | {} |",
+            p["samples"],
+            num(&p["test"]["loss"]),
+            pct(acc),
+            pct(1.0 - acc)
+        ));
+    }
+    for row in rows {
+        assert!(
+            table.lines().any(|l| l == row),
+            "{row} missing from:\n{table}"
+        );
     }
     assert!(
         table.contains("1000 training, 200 validation and 500 test images"),

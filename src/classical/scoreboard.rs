@@ -4,7 +4,8 @@
 //! and dimensionality-reduction chapters, and the course's results table.
 //!
 //! `cargo run --release --example classical_scoreboard` writes everything into
-//! `chapters/classical/`.
+//! `chapters/classical/`; that program is [`crate::course::run`], which adds the row of the
+//! MLP chapter's network to the table (the classical course itself uses no later chapter).
 
 use super::forest::{Forest, ForestConfig, argmax};
 use super::lda::Lda;
@@ -12,16 +13,12 @@ use super::neighbours::{NearestMean, accuracy, knn_predict};
 use super::pca::Pca;
 use super::svm::{KernelOvr, KernelSvm, LinearConfig, train_linear, two_moons};
 use super::tree::{Criterion, Tree, TreeConfig};
-use crate::data::batches::shuffled_batches;
 use crate::data::digits::{DigitSplits, Digits};
-use crate::loss::{argmax_rows, softmax_cross_entropy};
-use crate::mlp::Mlp;
-use crate::optim::Adam;
-use crate::param::zero_grads;
+use crate::loss::argmax_rows;
 use crate::plot::{
     GridValues, Labels, Series, Tile, decision_map, image_grid, label_scatter, line_chart,
 };
-use crate::runner::{CommonArgs, Run, chapter_dir, ensure_finite, pct};
+use crate::runner::{CommonArgs, Run, chapter_dir, pct};
 use anyhow::{Context, Result};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -740,11 +737,9 @@ fn lda(s: &DigitSplits, rng: &mut ChaCha8Rng, report: &mut Report) -> Result<(St
 }
 // ANCHOR_END: lda_experiment
 
-/// The two rows the table borrows from elsewhere in the book, trained on the same splits:
-/// softmax regression from the first half of the course (penalty chosen on validation) and the
-/// MLP of the reimplementation part (a 64-128-10 network with Adam; the epoch with the best
-/// validation accuracy is kept, which is early stopping on validation).
-fn softmax_and_mlp(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report) -> Result<()> {
+/// The row the table borrows from the first half of the course, trained on the same splits:
+/// softmax regression, its penalty chosen on validation.
+fn softmax_row(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report) -> Result<()> {
     use super::Standardizer;
     use super::logistic::{LAMBDAS, TrainConfig, train_softmax};
     let scaler = Standardizer::fit(&s.train.x);
@@ -780,44 +775,20 @@ fn softmax_and_mlp(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report)
         test,
         format!("L2 penalty {lambda}, {epochs} epochs of SGD with momentum, standardised pixels"),
     ));
-
-    let f32s = |x: &Array2<f64>| x.mapv(|v| (v / 16.0) as f32);
-    let (xt, xv, xs) = (f32s(&s.train.x), f32s(&s.validation.x), f32s(&s.test.x));
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut model = Mlp::<f32>::new(&[64, 128, 10], &mut rng);
-    let mut adam = Adam::new(1e-3);
-    let max_epochs = if quick { 5 } else { 200 };
-    let mut kept = (f64::NEG_INFINITY, 0, model.clone());
-    for epoch in 1..=max_epochs {
-        for idx in shuffled_batches(xt.nrows(), 32, &mut rng) {
-            let x = xt.select(Axis(0), &idx);
-            let y: Vec<usize> = idx.iter().map(|&i| s.train.y[i]).collect();
-            zero_grads(&mut model);
-            let (z, cache) = model.forward(&x);
-            let (loss, dz) = softmax_cross_entropy(&z, &y);
-            ensure_finite(epoch, "MLP training loss", f64::from(loss))?;
-            model.backward(&cache, &dz);
-            adam.step(&mut model);
-        }
-        let val = accuracy(&argmax_rows(&model.infer(&xv)), &s.validation.y);
-        if val > kept.0 {
-            kept = (val, epoch, model.clone());
-        }
-    }
-    let (val, epoch, model) = kept;
-    let test = accuracy(&argmax_rows(&model.infer(&xs)), &s.test.y);
-    report.rows.push(Row::new(
-        "MLP 64-128-10 (reimplementation part)",
-        Some(val),
-        test,
-        format!("Adam 1e-3, batch 32, best validation epoch {epoch} of {max_epochs}"),
-    ));
     Ok(())
 }
 
 // ANCHOR: program
 /// The program: every method, its figures and tables, and the course's results table.
-pub fn run(cli: Cli) -> Result<()> {
+///
+/// `later_rows` adds the rows of methods from later in the book, trained on the same splits
+/// (called with the splits and the common flags, after the classical rows): the classical
+/// course cannot use a reimplementation chapter, so [`crate::course::run`], which comes after
+/// the chapters it borrows from, passes them in.
+pub fn run_with(
+    cli: Cli,
+    later_rows: impl FnOnce(&DigitSplits, &CommonArgs) -> Result<Vec<Row>>,
+) -> Result<()> {
     let common = &cli.common;
     let run = Run::new(common, &chapter_dir("classical"))?;
     let s = load_splits(common)?;
@@ -844,7 +815,8 @@ pub fn run(cli: Cli) -> Result<()> {
     let pca = pca(&s, k, &mut rng, &mut report)?;
     progress.inc(1);
     let (lda_scatter, lda_table) = lda(&s, &mut rng, &mut report)?;
-    softmax_and_mlp(&s, common.quick, common.seed, &mut report)?;
+    softmax_row(&s, common.quick, common.seed, &mut report)?;
+    report.rows.extend(later_rows(&s, common)?);
     progress.finish_and_clear();
     let table = results_table(&report.rows);
     print!("{table}");
@@ -868,7 +840,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 // ANCHOR_END: program
 
-/// The names of every file [`run`] writes.
+/// The names of every file [`run_with`] writes.
 pub const OUTPUTS: [&str; 17] = [
     "svm-linear.md",
     "svm-rbf.md",

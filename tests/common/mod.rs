@@ -59,3 +59,35 @@ pub fn run_quick<C: clap::Parser>(
     let cli: C = dlfs::runner::parse(args).unwrap();
     run(cli).unwrap();
 }
+
+/// The parameter-name test every model and layer gets: `model`'s visitor reaches exactly the
+/// parameters `names`, in this order, holding `count` scalars in all. Pass a `count` worked out
+/// from the architecture (for a linear layer `in * out + out`), not one read off the visitor, so
+/// that a parameter `visit` forgets shows up in both.
+pub fn assert_params<F: dlfs::float::Float>(
+    model: &mut impl dlfs::param::Params<F>,
+    names: &[&str],
+    count: usize,
+) {
+    assert_eq!(
+        dlfs::param::names(model),
+        names,
+        "the parameters `visit` reaches"
+    );
+    assert_eq!(
+        dlfs::param::count(model),
+        count,
+        "the number of trainable scalars"
+    );
+    // The optimiser and the checkpoints walk `visit`, the counters `visit_ref`: a hand-written
+    // implementation must make the two walks agree, name for name and shape for shape.
+    let mut walked = Vec::new();
+    model.visit("", &mut |name, p| {
+        walked.push((name.to_string(), p.value.shape().to_vec()))
+    });
+    assert_eq!(
+        walked,
+        dlfs::param::shapes(model),
+        "`visit` and `visit_ref` walk different parameters"
+    );
+}
