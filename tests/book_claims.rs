@@ -275,17 +275,12 @@ fn is_year(toks: &[Tok], k: usize) -> bool {
             return false;
         }
     }
-    if let (Some(next), Some(after)) = (toks.get(k + 1), toks.get(k + 2)) {
-        if next.kind == Kind::Punct
-            && matches!(next.text.as_str(), "," | ".")
-            && !next.spaced
-            && after.kind == Kind::Number
-            && !after.spaced
-        {
-            return false;
-        }
-    }
-    true
+    // Not the start of `2,874` or `2000.5`.
+    let continues = |t: Option<&Tok>, kind: Kind| t.is_some_and(|t| t.kind == kind && !t.spaced);
+    let next = toks.get(k + 1);
+    !(continues(next, Kind::Punct)
+        && matches!(next.unwrap().text.as_str(), "," | ".")
+        && continues(toks.get(k + 2), Kind::Number))
 }
 
 /// The first year among the tokens from `from`, looking at most `limit` tokens ahead and never
