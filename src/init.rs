@@ -1,14 +1,19 @@
 //! Weight initialisation: He for ReLU networks, Glorot for symmetric activations.
 //!
-//! A layer `y = x W` with `fan_in` inputs sums `fan_in` products. If the inputs have unit variance
-//! and the weights variance `s^2`, each output has variance `fan_in * s^2`. Keeping that at one,
-//! layer after layer, keeps activations and gradients from vanishing or exploding:
+//! A layer `y = x W` with `fan_in` inputs sums `fan_in` products. With weights drawn
+//! independently with mean zero and variance `s^2`, each output has mean zero and variance
+//! `fan_in * s^2 * E[x^2]`: it inherits the inputs' second moment `E[x^2]`, which equals their
+//! variance only when they have mean zero. Keeping the scale at one, layer after layer, keeps
+//! activations and gradients from vanishing or exploding:
 //!
 //! * **Glorot and Bengio (2010)** balance the forward pass (`fan_in`) and the backward pass
 //!   (`fan_out`): `Var(W) = 2 / (fan_in + fan_out)`; uniform on `[-a, a]` with
-//!   `a = sqrt(6 / (fan_in + fan_out))`. Suited to `tanh` and sigmoid.
-//! * **He et al. (2015)** note that ReLU zeroes half of its inputs, halving the variance, and
-//!   double it back: `Var(W) = 2 / fan_in`, drawn from a normal distribution.
+//!   `a = sqrt(6 / (fan_in + fan_out))`. Suited to `tanh` and sigmoid, whose outputs are roughly
+//!   zero-mean.
+//! * **He et al. (2015)** start from the second moment, because ReLU outputs are not zero-mean:
+//!   for a pre-activation `a` symmetric around zero, `E[relu(a)^2] = E[a^2] / 2`, so a ReLU
+//!   halves the second moment (not the variance), and `Var(W) = 2 / fan_in` doubles it back,
+//!   drawn from a normal distribution.
 
 use crate::float::{Float, c};
 use ndarray::Array2;
