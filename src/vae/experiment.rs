@@ -1,0 +1,1 @@
+//! The VAE chapter's experiment (being written).
