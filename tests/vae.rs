@@ -477,3 +477,243 @@ fn the_reparameterised_and_score_function_estimators_agree_on_average() {
         );
     }
 }
+
+// The chapter program.
+
+use dlfs::runner::parse;
+use dlfs::vae::experiment::{Cli, normal_quantile, run};
+use std::path::Path;
+
+fn quick(out: &Path, seed: &str) {
+    common::run_quick::<Cli>("vae", out, seed, run);
+}
+
+fn json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap()
+}
+
+const FIGURES: [&str; 5] = [
+    "elbo.svg",
+    "reconstructions.svg",
+    "samples.svg",
+    "manifold.svg",
+    "scatter.svg",
+];
+
+#[test]
+fn quick_run_writes_well_formed_outputs_and_the_loss_falls() {
+    let dir = tempfile::tempdir().unwrap();
+    quick(dir.path(), "3");
+    for name in FIGURES {
+        let text = std::fs::read_to_string(dir.path().join(name))
+            .unwrap_or_else(|_| panic!("{name} missing"));
+        assert!(
+            text.len() > 500 && text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+    }
+    let json = json(dir.path());
+    let report = &json["report"];
+    for (run, epochs) in [(&report["main"], 3), (&report["two_d"]["run"], 3)] {
+        let history = run["history"].as_array().unwrap();
+        assert_eq!(history.len(), epochs + 1, "epoch 0 and the quick epochs");
+        let losses: Vec<f64> = history
+            .iter()
+            .map(|e| e["train"]["neg_elbo"].as_f64().unwrap())
+            .collect();
+        assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+        assert!(
+            losses.windows(2).all(|w| w[1] < w[0]),
+            "the training loss must fall: {losses:?}"
+        );
+        // From about 550 nats (an untrained decoder) to well below.
+        assert!(losses[epochs] < 0.6 * losses[0], "{losses:?}");
+    }
+    // The two terms add up, and the importance-sampled NLL lies below the negative ELBO.
+    let test = &report["test"];
+    let sum = test["reconstruction"].as_f64().unwrap() + test["kl"].as_f64().unwrap();
+    assert!((sum - test["neg_elbo"].as_f64().unwrap()).abs() < 1e-6);
+    let imp = &report["importance"];
+    assert_eq!(imp["images"], 100);
+    assert!(imp["nll"].as_f64().unwrap() < imp["neg_elbo"].as_f64().unwrap());
+    // The score function's variance is far above the reparameterised one's.
+    let v = report["variance"].as_array().unwrap();
+    assert_eq!(v.len(), 3);
+    assert!(v[1]["mu"].as_f64().unwrap() > 100.0 * v[0]["mu"].as_f64().unwrap());
+    assert_eq!(report["mean_variance"].as_array().unwrap().len(), 20);
+    let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(table.contains("| test | 500 |"), "{table}");
+    assert!(table.contains("importance-sampled NLL, k = 20"), "{table}");
+    assert_eq!(json["provenance"]["seed"], 3);
+    assert!(
+        std::fs::read_to_string(dir.path().join("provenance.md"))
+            .unwrap()
+            .contains("seed 3")
+    );
+}
+
+#[test]
+fn the_same_seed_reproduces_every_output_exactly() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    quick(a.path(), "5");
+    quick(b.path(), "5");
+    quick(c.path(), "6");
+    for name in FIGURES.iter().chain(&["results.md"]) {
+        let (x, y) = (
+            std::fs::read(a.path().join(name)).unwrap(),
+            std::fs::read(b.path().join(name)).unwrap(),
+        );
+        assert!(x == y, "{name} differs between two runs with the same seed");
+    }
+    let read = |d: &tempfile::TempDir| std::fs::read(d.path().join("results.md")).unwrap();
+    assert!(
+        read(&a) != read(&c),
+        "another seed should give other numbers"
+    );
+}
+
+#[test]
+fn a_saved_model_loads_and_scores_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vae.safetensors");
+    let (trained, loaded) = (dir.path().join("trained"), dir.path().join("loaded"));
+    let args = |extra: &[&str], out: &Path| {
+        let mut v = vec![
+            "vae",
+            "--quick",
+            "--no-2d",
+            "--seed",
+            "4",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        v.extend_from_slice(extra);
+        parse::<Cli>(v).unwrap()
+    };
+    run(args(&["--save", file.to_str().unwrap()], &trained)).unwrap();
+    run(args(&["--load", file.to_str().unwrap()], &loaded)).unwrap();
+    let test = &json(&trained)["report"]["test"];
+    let table = std::fs::read_to_string(loaded.join("results.md")).unwrap();
+    let row = format!(
+        "| test | {:.2} | {:.2} | {:.2} |",
+        test["neg_elbo"].as_f64().unwrap(),
+        test["reconstruction"].as_f64().unwrap(),
+        test["kl"].as_f64().unwrap()
+    );
+    assert!(table.contains(&row), "{row} not in:\n{table}");
+    assert!(
+        !trained.join("scatter.svg").exists(),
+        "--no-2d skips the 2-D model"
+    );
+    // A model of another shape is refused with a sentence.
+    let err = run(args(
+        &["--load", file.to_str().unwrap(), "--latent", "5"],
+        &loaded,
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("this model is"), "{err}");
+}
+
+#[test]
+fn the_gaussian_decoder_trains_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let cli: Cli = parse([
+        "vae",
+        "--quick",
+        "--no-2d",
+        "--decoder",
+        "gaussian",
+        "--out",
+        out,
+    ])
+    .unwrap();
+    run(cli).unwrap();
+    let json = json(dir.path());
+    let history = json["report"]["main"]["history"].as_array().unwrap();
+    let losses: Vec<f64> = history
+        .iter()
+        .map(|e| e["train"]["neg_elbo"].as_f64().unwrap())
+        .collect();
+    assert!(
+        losses.iter().all(|l| l.is_finite()) && losses[3] < losses[0],
+        "{losses:?}"
+    );
+    let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(
+        table.contains("grey levels") && !table.contains("paper"),
+        "{table}"
+    );
+}
+
+#[test]
+fn the_normal_quantile_inverts_the_cdf() {
+    assert!(normal_quantile(0.5).abs() < 1e-12);
+    assert!((normal_quantile(0.975) - 1.959_963_984_540_054).abs() < 1e-9);
+    assert!((normal_quantile(0.025) + 1.959_963_984_540_054).abs() < 1e-9);
+}
+
+#[test]
+fn bad_flags_are_errors() {
+    for args in [
+        vec!["vae", "--bogus"],
+        vec!["vae", "--epochs", "0"],
+        vec!["vae", "--latent", "0"],
+        vec!["vae", "--hidden", "0"],
+        vec!["vae", "--batch-size", "0"],
+        vec!["vae", "--decoder", "poisson"],
+        vec!["vae", "--importance-samples", "0"],
+        vec!["vae", "--tune", "--save", "x"],
+    ] {
+        assert!(parse::<Cli>(args.clone()).is_err(), "{args:?} was accepted");
+    }
+    for (flag, value) in [("--lr", "NaN"), ("--lr", "-1"), ("--kl-weight", "-1")] {
+        let cli: Cli = parse(["vae", "--quick", &format!("{flag}={value}")]).unwrap();
+        assert!(
+            run(cli).unwrap_err().to_string().contains(flag),
+            "{flag} {value}"
+        );
+    }
+}
+
+#[test]
+fn the_program_fails_in_one_line_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    let not_a_checkpoint = dir.path().join("garbage.safetensors");
+    std::fs::write(&not_a_checkpoint, b"not a checkpoint").unwrap();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["--bogus".into()], 2, "--bogus"),
+        (vec!["--decoder".into(), "poisson".into()], 2, "poisson"),
+        (
+            vec!["--quick".into(), "--data".into(), "/no/such/dir".into()],
+            1,
+            "/no/such/dir",
+        ),
+        (
+            vec![
+                "--quick".into(),
+                "--load".into(),
+                missing.display().to_string(),
+            ],
+            1,
+            "missing.safetensors",
+        ),
+        (
+            vec![
+                "--quick".into(),
+                "--load".into(),
+                not_a_checkpoint.display().to_string(),
+            ],
+            1,
+            "not a safetensors file",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        common::assert_fails_in_one_line("vae", &args, code, needle);
+    }
+}

@@ -821,7 +821,7 @@ pub fn write_outputs(
 
 /// CPU time of this process so far (user + system, all threads), in seconds, from
 /// `/proc/self/stat` (Linux; `None` elsewhere). Linux reports it in ticks of 1/100 s.
-fn cpu_seconds() -> Option<f64> {
+pub fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
@@ -830,7 +830,7 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 /// The one-minute load average, from `/proc/loadavg` (Linux; `None` elsewhere).
-fn load_average() -> Option<f64> {
+pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()

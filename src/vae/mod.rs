@@ -355,7 +355,7 @@ impl<F: Float> Vae<F> {
         let (mu, logvar, _) = self.split(self.encoder.infer(&row.to_owned()));
         let (mu, logvar) = (mu.row(0), logvar.row(0));
         let sigma = logvar.mapv(|v| (v * c(0.5)).exp());
-        let z = eps * &sigma + &mu;
+        let z = eps * &sigma + mu;
         let output = self.decoder.infer(&z);
         let nll = self.nll(&output, &row.broadcast((k, x.len())).expect("one row"));
         let prior_minus_posterior = Zip::from(z.rows()).and(eps.rows()).map_collect(|z, e| {
@@ -417,7 +417,7 @@ impl<F: Float> Vae<F> {
         self.check_input(&row);
         let (mu, logvar, _) = self.split(self.encoder.infer(&row.to_owned()));
         let sigma = logvar.row(0).mapv(|v| (v * c(0.5)).exp());
-        let z = eps * &sigma + &mu.row(0);
+        let z = eps * &sigma + mu.row(0);
         let xs = row
             .broadcast((samples, x.len()))
             .expect("one row")
