@@ -1,31 +1,41 @@
 //! Turns the Rust snippets of every chapter into tests (skeptic).
 //!
-//! Every Markdown file under `chapters/` is handed to skeptic, so a new chapter is tested as
-//! soon as it exists; a `rust` block becomes a test, `rust,ignore` blocks (the ones that show
-//! included library code) are skipped.
+//! The chapters are the Markdown files `chapters/SUMMARY.md` links to, so a new chapter is
+//! tested as soon as it is in the table of contents; a `rust` block becomes a test,
+//! `rust,ignore` blocks (the ones that show included library code) are skipped. Only the
+//! chapters, their skeptic templates and `SUMMARY.md` are watched: the figures and tables the
+//! chapter programs write into `chapters/` do not make cargo rebuild the crate.
 
 use std::path::Path;
 
-fn markdown_files(dir: &Path, out: &mut Vec<String>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("chapters/ is readable")
-        .map(|e| e.expect("chapters/ entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            markdown_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "md")
-            && !path.to_string_lossy().ends_with(".skt.md")
-        {
-            out.push(path.to_string_lossy().into_owned());
+/// The Markdown files that `SUMMARY.md` links to, in its order.
+fn chapters(summary: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in summary.lines() {
+        let mut rest = line;
+        while let Some(start) = rest.find("](") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find(')') else { break };
+            let target = &after[..end];
+            if target.ends_with(".md") {
+                out.push(format!("chapters/{target}"));
+            }
+            rest = &after[end..];
         }
     }
+    out
 }
 
 fn main() {
-    let mut files = Vec::new();
-    markdown_files(Path::new("chapters"), &mut files);
-    println!("cargo:rerun-if-changed=chapters");
+    let summary = std::fs::read_to_string("chapters/SUMMARY.md").expect("chapters/SUMMARY.md");
+    println!("cargo:rerun-if-changed=chapters/SUMMARY.md");
+    let files = chapters(&summary);
+    for file in &files {
+        println!("cargo:rerun-if-changed={file}");
+        let template = format!("{file}.skt.md");
+        if Path::new(&template).exists() {
+            println!("cargo:rerun-if-changed={template}");
+        }
+    }
     skeptic::generate_doc_tests(&files);
 }

@@ -19,9 +19,7 @@ if grep -E 'WARN|ERROR' "$log"; then
   exit 1
 fi
 
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
-mkdir -p book/api
-cp -r target/doc/. book/api/
+bash scripts/api-docs.sh book/api
 
 bash scripts/check-book-html.sh book
 python3 scripts/link-check.py

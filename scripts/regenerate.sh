@@ -3,7 +3,7 @@
 # chapters/. Each program's default seed is the one the book reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Every [[example]] in Cargo.toml except the benchmark, which writes no figures.
+# Every [[example]] in Cargo.toml, except a benchmark (named `bench`), which writes no figures.
 examples=$(awk '/^\[\[example\]\]/ {e = 1; next} e && /^name *=/ {gsub(/^name *= *"|"$/, ""); print; e = 0}' Cargo.toml | grep -vx bench || true)
 for example in $examples; do
   echo "==> $example"

@@ -51,16 +51,26 @@ fn invalid(path: &Path, reason: impl Into<String>) -> CheckpointError {
 /// Saves every parameter of `model` to `path`, tagged with the model's `kind` (such as `"mlp"`)
 /// and a free-form `description` (such as its layer sizes), atomically.
 pub fn save(
-    model: &mut impl Params<f32>,
+    model: &impl Params<f32>,
     kind: &str,
     description: &str,
     path: &Path,
 ) -> anyhow::Result<()> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    model.visit("", &mut |name, p| {
+    let mut non_finite = None;
+    model.visit_ref("", &mut |name, p| {
+        if non_finite.is_none() && p.value.iter().any(|v| !v.is_finite()) {
+            non_finite = Some(name.to_string());
+        }
         let bytes = p.value.iter().flat_map(|v| v.to_le_bytes()).collect();
         tensors.push((name.to_string(), p.value.shape().to_vec(), bytes));
     });
+    if let Some(name) = non_finite {
+        anyhow::bail!(
+            "not saving {}: parameter `{name}` holds a value that is not a finite number",
+            path.display()
+        );
+    }
     let views = tensors
         .iter()
         .map(|(name, shape, bytes)| {
@@ -120,10 +130,7 @@ pub fn load(
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| invalid(path, format!("not a safetensors file ({e})")))?;
     // Check every tensor before touching the model, so a bad file leaves it as it was.
-    let mut wanted: Vec<(String, Vec<usize>)> = Vec::new();
-    model.visit("", &mut |name, p| {
-        wanted.push((name.to_string(), p.value.shape().to_vec()))
-    });
+    let wanted = crate::param::shapes(model);
     for (name, shape) in &wanted {
         let t = file
             .tensor(name)
@@ -136,6 +143,17 @@ pub fn load(
                     t.dtype(),
                     t.shape()
                 ),
+            ));
+        }
+        let bad = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4-byte chunks")))
+            .position(|v| !v.is_finite());
+        if let Some(i) = bad {
+            return Err(invalid(
+                path,
+                format!("`{name}` holds a value that is not a finite number (element {i})"),
             ));
         }
     }

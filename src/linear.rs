@@ -23,8 +23,8 @@
 
 use crate::float::Float;
 use crate::init::he_normal;
-use crate::param::{Param1, Param2, ParamMut, Params, join};
-use ndarray::{Array1, Array2, Axis};
+use crate::param::{Param1, Param2};
+use ndarray::{Array1, Array2, ArrayRef2, Axis};
 use rand::Rng;
 
 // ANCHOR: struct
@@ -76,8 +76,9 @@ impl<F: Float> Linear<F> {
     }
 
     // ANCHOR: forward
-    /// `y = x W + b` for a batch `x` of shape `[batch, in]`, without keeping a cache.
-    pub fn infer(&self, x: &Array2<F>) -> Array2<F> {
+    /// `y = x W + b` for a batch `x` of shape `[batch, in]`, without keeping a cache. `x` may
+    /// be an owned array or a view (`&ArrayRef2` accepts both).
+    pub fn infer(&self, x: &ArrayRef2<F>) -> Array2<F> {
         assert_eq!(
             x.ncols(),
             self.input(),
@@ -88,15 +89,28 @@ impl<F: Float> Linear<F> {
         x.dot(&self.w.value) + &self.b.value
     }
 
-    /// The forward pass for training: the output and the cache backward needs.
-    pub fn forward(&self, x: &Array2<F>) -> (Array2<F>, LinearCache<F>) {
-        (self.infer(x), LinearCache { x: x.clone() })
+    /// The forward pass for training: the output and the cache backward needs (a copy of `x`).
+    pub fn forward(&self, x: &ArrayRef2<F>) -> (Array2<F>, LinearCache<F>) {
+        (self.infer(x), LinearCache { x: x.to_owned() })
+    }
+
+    /// [`Linear::forward`] for an input the caller no longer needs: it moves into the cache
+    /// instead of being copied.
+    pub fn forward_owned(&self, x: Array2<F>) -> (Array2<F>, LinearCache<F>) {
+        (self.infer(&x), LinearCache { x })
     }
     // ANCHOR_END: forward
 
     // ANCHOR: backward
     /// Adds `dL/dW` and `dL/db` to the gradients and returns `dL/dx`.
-    pub fn backward(&mut self, cache: &LinearCache<F>, dy: &Array2<F>) -> Array2<F> {
+    pub fn backward(&mut self, cache: &LinearCache<F>, dy: &ArrayRef2<F>) -> Array2<F> {
+        self.backward_params(cache, dy);
+        dy.dot(&self.w.value.t())
+    }
+
+    /// Adds `dL/dW` and `dL/db` to the gradients, and skips `dL/dx`: for a first layer, whose
+    /// input is data, this saves a third of the layer's backward work.
+    pub fn backward_params(&mut self, cache: &LinearCache<F>, dy: &ArrayRef2<F>) {
         assert_eq!(
             dy.dim(),
             (cache.x.nrows(), self.output()),
@@ -107,14 +121,8 @@ impl<F: Float> Linear<F> {
         );
         self.w.grad += &cache.x.t().dot(dy);
         self.b.grad += &dy.sum_axis(Axis(0));
-        dy.dot(&self.w.value.t())
     }
     // ANCHOR_END: backward
 }
 
-impl<F: Float> Params<F> for Linear<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        f(&join(prefix, "w"), self.w.view_mut());
-        f(&join(prefix, "b"), self.b.view_mut());
-    }
-}
+crate::impl_params!(Linear<F> { w, b });

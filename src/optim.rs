@@ -143,3 +143,127 @@ impl<F: Float> Adam<F> {
     }
 }
 // ANCHOR_END: adam
+
+// ANCHOR: choice
+/// Which optimiser a program trains with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam (Kingma and Ba, 2015).
+    Adam,
+    /// SGD with heavy-ball momentum.
+    Sgd,
+}
+
+/// An optimiser and its settings, as a program's configuration records them (serialised as
+/// three fields, `optimizer`, `lr` and `momentum`, so a config can `#[serde(flatten)]` it).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct OptimizerConfig {
+    /// Which optimiser.
+    pub optimizer: OptimizerKind,
+    /// Its learning rate.
+    pub lr: f32,
+    /// SGD's momentum (recorded, but not used, by Adam).
+    pub momentum: f32,
+}
+
+impl OptimizerConfig {
+    /// Adam with learning rate `lr` (momentum recorded as 0.9, the SGD default).
+    pub fn adam(lr: f32) -> Self {
+        OptimizerConfig {
+            optimizer: OptimizerKind::Adam,
+            lr,
+            momentum: 0.9,
+        }
+    }
+
+    /// SGD with learning rate `lr` and momentum `momentum`.
+    pub fn sgd(lr: f32, momentum: f32) -> Self {
+        OptimizerConfig {
+            optimizer: OptimizerKind::Sgd,
+            lr,
+            momentum,
+        }
+    }
+
+    /// Checks the settings: a positive, finite learning rate and a momentum in `[0, 1)`.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.lr.is_finite() && self.lr > 0.0,
+            "--lr must be a positive number, got {}",
+            self.lr
+        );
+        anyhow::ensure!(
+            (0.0..1.0).contains(&self.momentum),
+            "--momentum must be in [0, 1), got {}",
+            self.momentum
+        );
+        Ok(())
+    }
+
+    /// For tables: `Adam (lr 0.001)` or `SGD (lr 0.1, momentum 0.9)`.
+    pub fn describe(&self) -> String {
+        match self.optimizer {
+            OptimizerKind::Adam => format!("Adam (lr {})", self.lr),
+            OptimizerKind::Sgd => format!("SGD (lr {}, momentum {})", self.lr, self.momentum),
+        }
+    }
+
+    /// A fresh optimiser with these settings.
+    pub fn build<F: Float>(&self) -> Optimizer<F> {
+        match self.optimizer {
+            OptimizerKind::Adam => Optimizer::Adam(Adam::new(c(f64::from(self.lr)))),
+            OptimizerKind::Sgd => {
+                Optimizer::Sgd(Sgd::new(c(f64::from(self.lr)), c(f64::from(self.momentum))))
+            }
+        }
+    }
+}
+
+/// The optimiser flags of a chapter program (`#[command(flatten)]` them into its `Cli`); a flag
+/// left out keeps the chapter's default, given to [`OptimizerArgs::resolve`].
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct OptimizerArgs {
+    /// The optimiser (default: the chapter's, see its results table).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// The learning rate (default: the chapter's).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// SGD's momentum, in [0, 1) (ignored by Adam; default 0.9).
+    #[arg(long)]
+    pub momentum: Option<f32>,
+}
+
+impl OptimizerArgs {
+    /// The chapter's `default` with the given flags applied, checked.
+    pub fn resolve(&self, default: OptimizerConfig) -> anyhow::Result<OptimizerConfig> {
+        let config = OptimizerConfig {
+            optimizer: self.optimizer.unwrap_or(default.optimizer),
+            lr: self.lr.unwrap_or(default.lr),
+            momentum: self.momentum.unwrap_or(default.momentum),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Either optimiser behind one `step`.
+#[derive(Clone, Debug)]
+pub enum Optimizer<F: Float> {
+    /// Adam.
+    Adam(Adam<F>),
+    /// SGD with momentum.
+    Sgd(Sgd<F>),
+}
+
+impl<F: Float> Optimizer<F> {
+    /// One update of every parameter of `model` from its accumulated gradient.
+    pub fn step(&mut self, model: &mut impl Params<F>) {
+        match self {
+            Optimizer::Adam(a) => a.step(model),
+            Optimizer::Sgd(s) => s.step(model),
+        }
+    }
+}
+// ANCHOR_END: choice

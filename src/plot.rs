@@ -110,8 +110,47 @@ pub fn line_chart(labels: Labels<'_>, series: &[Series]) -> anyhow::Result<Strin
     Ok(svg)
 }
 
-/// Draws the series of a chart and its legend: colours from [`PALETTE`], every other series
-/// dashed, only the points `keep` accepts.
+/// How a line is drawn, besides its colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dash {
+    /// A solid line.
+    Solid,
+    /// Long dashes (8 on, 5 off).
+    Dashed,
+    /// Short dots (2 on, 4 off).
+    Dotted,
+}
+
+impl Dash {
+    /// The (on, off) lengths of the pattern in pixels; `None` for a solid line.
+    fn pattern(self) -> Option<(u32, u32)> {
+        match self {
+            Dash::Solid => None,
+            Dash::Dashed => Some((8, 5)),
+            Dash::Dotted => Some((2, 4)),
+        }
+    }
+}
+
+// ANCHOR: series_style
+/// The colour and dash of the `i`-th series of a chart. The first six alternate solid and
+/// dashed over the six colours; the next six swap the dashes, and the six after that bring in
+/// dots, so eighteen series all differ in their colour-and-dash pair (a chart with more than
+/// that is too crowded to read anyway, and panics).
+pub fn series_style(i: usize) -> (RGBColor, Dash) {
+    assert!(i < 18, "a chart has at most 18 series, this one has more");
+    let colour = PALETTE[i % PALETTE.len()];
+    let dash = match ((i % PALETTE.len()) % 2 + i / PALETTE.len()) % 3 {
+        0 => Dash::Solid,
+        1 => Dash::Dashed,
+        _ => Dash::Dotted,
+    };
+    (colour, dash)
+}
+// ANCHOR_END: series_style
+
+/// Draws the series of a chart and its legend, each in its [`series_style`], only the points
+/// `keep` accepts; the legend shows each line's dash too, so no series depends on colour alone.
 fn draw_lines<'a, DB: DrawingBackend + 'a, CT: CoordTranslate<From = (f64, f64)>>(
     chart: &mut ChartContext<'a, DB, CT>,
     series: &[Series],
@@ -122,15 +161,19 @@ where
     DB::ErrorType: 'static,
 {
     for (i, s) in series.iter().enumerate() {
-        let style = PALETTE[i % PALETTE.len()].stroke_width(2);
+        let (colour, dash) = series_style(i);
+        let style = colour.stroke_width(2);
         let points: Vec<(f64, f64)> = s.points.iter().copied().filter(|p| keep(p)).collect();
-        if i % 2 == 0 {
-            chart.draw_series(LineSeries::new(points, style))?
-        } else {
-            chart.draw_series(DashedLineSeries::new(points, 8, 5, style))?
+        match dash.pattern() {
+            None => chart.draw_series(LineSeries::new(points, style))?,
+            Some((on, off)) => chart.draw_series(DashedLineSeries::new(points, on, off, style))?,
         }
         .label(s.name.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        .legend(move |(x, y)| {
+            // The legend's sample: 24 pixels of the line's own pattern (solid: one dash of 24).
+            let (on, off) = dash.pattern().unwrap_or((24, 1));
+            plotters::element::DashedPathElement::new(vec![(x, y), (x + 24, y)], on, off, style)
+        });
     }
     chart
         .configure_series_labels()

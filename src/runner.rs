@@ -7,6 +7,9 @@
 //! parse, run, and on any error print `error: ...` on one line and exit non-zero, so no reader
 //! ever sees a panic or a backtrace for a wrong flag or a bad file.
 
+use crate::float::Float;
+use crate::optim::Optimizer;
+use crate::param::{Params, grad_norm, zero_grads};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -26,7 +29,8 @@ pub struct CommonArgs {
     /// Number of passes over the training data (default: the chapter's).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub epochs: Option<u64>,
-    /// A folder with the official full-size data files, in the same format as the shipped ones.
+    /// A folder laid out like the book's `data/` (`mnist/`, `digits/`, `text/`), holding the
+    /// official full-size files in the same formats and under the same names as the shipped ones.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Where figures and tables are written (default: the chapter's folder in the book).
@@ -39,6 +43,16 @@ pub struct CommonArgs {
 // ANCHOR_END: common_args
 
 impl CommonArgs {
+    /// The folder of one data set: `DIR/<set>` for `--data DIR`, else the shipped
+    /// `data/<set>`. Every program finds its files this way, so `--data` means the same
+    /// everywhere.
+    pub fn data_dir(&self, set: &str) -> PathBuf {
+        self.data
+            .clone()
+            .unwrap_or_else(crate::data::shipped_dir)
+            .join(set)
+    }
+
     /// The epochs to train: the flag if given, else `quick` or `full` by mode.
     pub fn epochs_or(&self, full: usize, quick: usize) -> usize {
         match self.epochs {
@@ -95,6 +109,8 @@ pub struct Run {
     command: String,
     seed: u64,
     quiet: bool,
+    threads: (usize, Option<String>),
+    load_at_start: Option<f64>,
 }
 
 impl Run {
@@ -120,7 +136,15 @@ impl Run {
             command: std::env::args().collect::<Vec<_>>().join(" "),
             seed: common.seed,
             quiet: common.quick,
+            threads: (1, None),
+            load_at_start: load_average(),
         })
+    }
+
+    /// Records that the computation ran on `n` threads, and how they were used (for example
+    /// "one per network"), for the provenance.
+    pub fn set_threads(&mut self, n: usize, how: Option<&str>) {
+        self.threads = (n, how.map(str::to_string));
     }
 
     /// Where outputs go, if anywhere.
@@ -173,15 +197,19 @@ impl Run {
         self.write(json, record.as_bytes())
     }
 
-    /// How this run was made, for `results.json`.
+    /// How this run was made, for `results.json`: read when called, so call it once the work
+    /// is done.
     pub fn provenance(&self) -> Provenance {
         Provenance {
             commit: git_commit(),
             command: self.command.clone(),
             seed: self.seed,
-            threads: 1,
+            threads: self.threads.0,
+            threads_note: self.threads.1.clone(),
             cpu: cpu_name(),
             wall_seconds: (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            cpu_seconds: cpu_seconds(),
+            load_average: (self.load_at_start, load_average()),
         }
     }
 }
@@ -222,20 +250,56 @@ pub struct Provenance {
     pub seed: u64,
     /// Threads used by the computation.
     pub threads: usize,
+    /// How the threads were used, if that needs saying ("one per network").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads_note: Option<String>,
     /// The processor, from `/proc/cpuinfo` where there is one.
     pub cpu: String,
     /// Wall-clock time of the run, in seconds.
     pub wall_seconds: f64,
+    /// CPU time of the process (user + system, all threads), in seconds, where the system
+    /// reports it (Linux).
+    pub cpu_seconds: Option<f64>,
+    /// The machine's one-minute load average at the start and at the end of the run (Linux):
+    /// a busy machine explains a slow run.
+    pub load_average: (Option<f64>, Option<f64>),
 }
 // ANCHOR_END: provenance
 
 impl Provenance {
     /// A Markdown paragraph stating the provenance.
     pub fn markdown(&self) -> String {
-        format!(
-            "Produced by `{}` (seed {}) at commit `{}` on {} ({} thread), in {:.1} s.\n",
-            self.command, self.seed, self.commit, self.cpu, self.threads, self.wall_seconds
-        )
+        self.sentence("Produced by")
+    }
+
+    /// The provenance as one sentence starting with `opening` (e.g. "The tuning table was
+    /// produced by").
+    pub fn sentence(&self, opening: &str) -> String {
+        use std::fmt::Write as _;
+        let threads = match (self.threads, &self.threads_note) {
+            (1, None) => "1 thread".to_string(),
+            (n, None) => format!("{n} threads"),
+            (n, Some(how)) => format!("{n} thread{}: {how}", if n == 1 { "" } else { "s" }),
+        };
+        let mut text = format!(
+            "{opening} `{}` (seed {}) at commit `{}` on {} ({threads}), in {:.1} s of wall time",
+            self.command, self.seed, self.commit, self.cpu, self.wall_seconds
+        );
+        if let Some(cpu) = self.cpu_seconds {
+            let _ = write!(
+                text,
+                " and {cpu:.1} s of CPU time (user + system, all threads)"
+            );
+        }
+        if let (Some(a), Some(b)) = self.load_average {
+            let _ = write!(
+                text,
+                "; the machine's one-minute load average was {a:.1} at the start and {b:.1} at \
+                 the end"
+            );
+        }
+        text.push_str(".\n");
+        text
     }
 }
 
@@ -315,3 +379,143 @@ pub fn ensure_finite(step: usize, quantity: &'static str, value: f64) -> Result<
     }
 }
 // ANCHOR_END: finite
+
+/// CPU time of this process so far (user + system, all threads), in seconds, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Linux reports it in ticks of 1/100 s.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// The machine's one-minute load average, from `/proc/loadavg` (Linux; `None` elsewhere).
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The book's folder for a chapter's figures and tables: `chapters/<name>` in the crate, where
+/// `name` may hold a slash (`"math/probability"`).
+pub fn chapter_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("chapters")
+        .join(name)
+}
+
+/// A fraction as a percentage with two decimals: `pct(0.98765) == "98.77%"`.
+pub fn pct(fraction: f64) -> String {
+    format!("{:.2}%", 100.0 * fraction)
+}
+
+// ANCHOR: table
+/// A Markdown table, built row by row, so no program writes pipes and dashes by hand.
+///
+/// ```
+/// use dlfs::runner::Table;
+/// let mut t = Table::new(&["model", "test error"], "lr");
+/// t.row(["MLP", "2.10%"]);
+/// assert_eq!(t.to_string(), "| model | test error |\n|---|---:|\n| MLP | 2.10% |\n");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Table {
+    header: Vec<String>,
+    align: Vec<char>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headings; `align` has one letter per column, `l` (left) or
+    /// `r` (right, for numbers).
+    pub fn new(header: &[&str], align: &str) -> Table {
+        let align: Vec<char> = align.chars().collect();
+        assert!(
+            align.len() == header.len() && align.iter().all(|a| matches!(a, 'l' | 'r')),
+            "Table: {} headings but alignment {align:?} (one `l` or `r` per column)",
+            header.len()
+        );
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            align,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Appends a row; it must have one cell per column (an empty string leaves a cell blank).
+    pub fn row<S: ToString>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Table {
+        let cells: Vec<String> = cells.into_iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            cells.len(),
+            self.header.len(),
+            "Table: a row of {} cells in a table of {} columns",
+            cells.len(),
+            self.header.len()
+        );
+        self.rows.push(cells);
+        self
+    }
+
+    /// The number of rows so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table has no rows yet.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An empty cell is written `| |`, a full one `| text |`.
+        let line = |f: &mut std::fmt::Formatter<'_>, cells: &[String]| {
+            write!(f, "|")?;
+            for cell in cells {
+                if cell.is_empty() {
+                    write!(f, " |")?;
+                } else {
+                    write!(f, " {cell} |")?;
+                }
+            }
+            writeln!(f)
+        };
+        line(f, &self.header)?;
+        let rule: Vec<&str> = self
+            .align
+            .iter()
+            .map(|&a| if a == 'r' { "---:" } else { "---" })
+            .collect();
+        writeln!(f, "|{}|", rule.join("|"))?;
+        for row in &self.rows {
+            line(f, row)?;
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: table
+
+// ANCHOR: train_step
+/// One training step, the part every chapter's loop shares: clears the gradients, runs the
+/// chapter's `forward_backward` (which computes the loss, runs the backward pass and returns
+/// the loss), stops with a [`NonFinite`] error if the loss or the gradient norm is not a finite
+/// number, and updates the parameters. Returns the loss. `step` counts from 1, for the message.
+pub fn train_step<F: Float, M: Params<F>>(
+    step: usize,
+    model: &mut M,
+    optimizer: &mut Optimizer<F>,
+    forward_backward: impl FnOnce(&mut M) -> F,
+) -> Result<f64, NonFinite> {
+    zero_grads(model);
+    let loss = forward_backward(model).as_f64();
+    ensure_finite(step, "training loss", loss)?;
+    ensure_finite(step, "gradient norm", grad_norm(model))?;
+    optimizer.step(model);
+    Ok(loss)
+}
+// ANCHOR_END: train_step

@@ -139,7 +139,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, String)> {
     let ckpt = dir.join("m.safetensors");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut small = Mlp::<f32>::new(&[3, 2], &mut rng);
-    checkpoint::save(&mut small, "mlp", "layer sizes [3, 2]", &ckpt).unwrap();
+    checkpoint::save(&small, "mlp", "layer sizes [3, 2]", &ckpt).unwrap();
     let good = std::fs::read(&ckpt).unwrap();
     let ck_err = |m: &mut Mlp<f32>, kind: &str, desc: &str, p: &Path| {
         checkpoint::load(m, kind, desc, p).unwrap_err().to_string()

@@ -4,7 +4,7 @@
 use dlfs::checkpoint::{load, save};
 use dlfs::mlp::Mlp;
 use dlfs::mlp::experiment::{Cli, run};
-use dlfs::param::{Param2, ParamMut, Params};
+use dlfs::param::{Param2, ParamMut, ParamRef, Params};
 use dlfs::runner::parse;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -24,13 +24,13 @@ fn round_trip_restores_every_parameter() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let mut a = mlp(&[5, 4, 3], 1);
-    save(&mut a, "mlp", "small", &path).unwrap();
+    save(&a, "mlp", "small", &path).unwrap();
     let mut b = mlp(&[5, 4, 3], 2);
     assert_ne!(values(&mut a), values(&mut b));
     load(&mut b, "mlp", "small", &path).unwrap();
     assert_eq!(values(&mut a), values(&mut b));
     // Saving again over it leaves a complete file and no temporary files behind.
-    save(&mut b, "mlp", "small", &path).unwrap();
+    save(&b, "mlp", "small", &path).unwrap();
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -42,13 +42,7 @@ fn round_trip_restores_every_parameter() {
 fn the_wrong_model_or_description_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    save(
-        &mut mlp(&[5, 4, 3], 1),
-        "mlp",
-        "layer sizes [5, 4, 3]",
-        &path,
-    )
-    .unwrap();
+    save(&mlp(&[5, 4, 3], 1), "mlp", "layer sizes [5, 4, 3]", &path).unwrap();
     let mut other = mlp(&[5, 4, 3], 3);
     let before = values(&mut other);
     let e = load(&mut other, "vae", "layer sizes [5, 4, 3]", &path)
@@ -74,13 +68,18 @@ impl Params<f32> for Odd {
         f("layers.0.w", self.0.view_mut());
         f("layers.0.b", self.1.view_mut());
     }
+
+    fn visit_ref(&self, _: &str, f: &mut dyn FnMut(&str, ParamRef<'_, f32>)) {
+        self.0.visit_ref("layers.0.w", f);
+        self.1.visit_ref("layers.0.b", f);
+    }
 }
 
 #[test]
 fn wrong_shapes_and_missing_tensors_are_refused_before_anything_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    save(&mut mlp(&[5, 4], 1), "mlp", "d", &path).unwrap();
+    save(&mlp(&[5, 4], 1), "mlp", "d", &path).unwrap();
     let mut odd = Odd(
         Param2::new(ndarray::Array2::ones((5, 4))),
         Param2::new(ndarray::Array2::ones((2, 2))),
@@ -105,7 +104,7 @@ fn wrong_shapes_and_missing_tensors_are_refused_before_anything_changes() {
 fn damaged_files_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    save(&mut mlp(&[5, 4, 3], 1), "mlp", "d", &path).unwrap();
+    save(&mlp(&[5, 4, 3], 1), "mlp", "d", &path).unwrap();
     let good = std::fs::read(&path).unwrap();
     let mut model = mlp(&[5, 4, 3], 2);
     for (what, bytes) in [

@@ -119,8 +119,8 @@ fn bad_flags_are_errors() {
 fn the_program_fails_in_one_line_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("corrupt");
-    std::fs::create_dir(&corrupt).unwrap();
-    std::fs::write(corrupt.join("digits.csv"), "1,2,3\n").unwrap();
+    std::fs::create_dir_all(corrupt.join("digits")).unwrap();
+    std::fs::write(corrupt.join("digits/digits.csv"), "1,2,3\n").unwrap();
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let cases: Vec<(Vec<String>, i32, &str)> = vec![

@@ -5,7 +5,7 @@ use dlfs::gradcheck::{GradCheck, TOLERANCE};
 use dlfs::linear::Linear;
 use dlfs::loss::softmax_cross_entropy;
 use dlfs::mlp::{FeedForward, Mlp, Residual};
-use dlfs::param::{ParamMut, Params, zero_grads};
+use dlfs::param::{ParamMut, ParamRef, Params, zero_grads};
 use ndarray::{Array, Array2, Array3, Dimension};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::{Normal, Uniform};
@@ -207,6 +207,10 @@ struct BrokenLinear(Linear<f64>);
 impl Params<f64> for BrokenLinear {
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, f64>)) {
         self.0.visit(prefix, f);
+    }
+
+    fn visit_ref(&self, prefix: &str, f: &mut dyn FnMut(&str, ParamRef<'_, f64>)) {
+        self.0.visit_ref(prefix, f);
     }
 }
 

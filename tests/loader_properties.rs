@@ -141,8 +141,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let mut model = Mlp::<f32>::new(&[3, 2], &mut rng);
-        checkpoint::save(&mut model, "mlp", "d", &path).unwrap();
+        let model = Mlp::<f32>::new(&[3, 2], &mut rng);
+        checkpoint::save(&model, "mlp", "d", &path).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         for d in &damages {
             apply(&mut bytes, d);

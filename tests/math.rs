@@ -266,11 +266,14 @@ fn the_same_seed_reproduces_both_figures_exactly() {
 #[test]
 fn quick_runs_without_out_write_nothing_and_bad_flags_are_errors() {
     let snapshot = || {
-        [monte_carlo::chapter_dir(), gradcheck_steps::chapter_dir()]
-            .iter()
-            .flat_map(|dir| ["results.md", "results.json", "provenance.md"].map(|f| dir.join(f)))
-            .map(|path| std::fs::read(path).ok())
-            .collect::<Vec<_>>()
+        [
+            dlfs::runner::chapter_dir("math/probability"),
+            dlfs::runner::chapter_dir("math/gradient-checking"),
+        ]
+        .iter()
+        .flat_map(|dir| ["results.md", "results.json", "provenance.md"].map(|f| dir.join(f)))
+        .map(|path| std::fs::read(path).ok())
+        .collect::<Vec<_>>()
     };
     let before = snapshot();
     let cli: monte_carlo::Cli = parse(["monte_carlo", "--quick"]).unwrap();

@@ -187,6 +187,14 @@ fn vocabulary_encodes_and_decodes() {
     );
 }
 
+/// A `--data` folder whose `text/pride-and-prejudice.txt` holds `bytes`.
+fn novel_dir(bytes: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("text")).unwrap();
+    write(&dir.path().join("text"), "pride-and-prejudice.txt", bytes);
+    dir
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -359,8 +367,7 @@ fn bad_flags_and_inputs_are_errors() {
     ] {
         assert!(parse::<Cli>(args.clone()).is_err(), "{args:?} was accepted");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let short = write(dir.path(), "short.txt", b"tiny");
+    let short = novel_dir(b"tiny");
     let fails = |args: &[&str]| {
         let mut all = vec!["ngram", "--quick"];
         all.extend_from_slice(args);
@@ -368,32 +375,27 @@ fn bad_flags_and_inputs_are_errors() {
     };
     assert!(fails(&["--epochs", "3"]).contains("--epochs"));
     assert!(fails(&["--prompt", "Élise"]).contains("prompt"));
-    assert!(fails(&["--data", short.to_str().unwrap()]).contains("too few"));
+    assert!(fails(&["--data", short.path().to_str().unwrap()]).contains("too few"));
 }
 
 #[test]
 fn the_program_fails_in_one_line_without_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let latin1 = write(dir.path(), "latin1.txt", b"caf\xe9");
-    let empty = write(dir.path(), "empty.txt", b"");
+    let latin1 = novel_dir(b"caf\xe9");
+    let empty = novel_dir(b"");
     let folder_without_novel = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (vec!["--bogus".into()], 2, "--bogus"),
         (vec!["--max-order".into(), "12".into()], 2, "--max-order"),
         (
-            vec![
-                "--quick".into(),
-                "--data".into(),
-                "/no/such/file.txt".into(),
-            ],
+            vec!["--quick".into(), "--data".into(), "/no/such/dir".into()],
             1,
-            "/no/such/file.txt",
+            "/no/such/dir/text/pride-and-prejudice.txt",
         ),
         (
             vec![
                 "--quick".into(),
                 "--data".into(),
-                latin1.display().to_string(),
+                latin1.path().display().to_string(),
             ],
             1,
             "not UTF-8",
@@ -402,7 +404,7 @@ fn the_program_fails_in_one_line_without_a_panic() {
             vec![
                 "--quick".into(),
                 "--data".into(),
-                empty.display().to_string(),
+                empty.path().display().to_string(),
             ],
             1,
             "empty",

@@ -1,7 +1,7 @@
 //! The optimisers against steps computed by hand.
 
 use dlfs::optim::{Adam, Sgd};
-use dlfs::param::{Param1, ParamMut, Params};
+use dlfs::param::{Param1, ParamMut, ParamRef, Params};
 use ndarray::array;
 
 /// One parameter vector with a gradient we set by hand.
@@ -9,7 +9,11 @@ struct One(Param1<f64>);
 
 impl Params<f64> for One {
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, f64>)) {
-        f(&dlfs::param::join(prefix, "theta"), self.0.view_mut());
+        self.0.visit(&dlfs::param::join(prefix, "theta"), f);
+    }
+
+    fn visit_ref(&self, prefix: &str, f: &mut dyn FnMut(&str, ParamRef<'_, f64>)) {
+        self.0.visit_ref(&dlfs::param::join(prefix, "theta"), f);
     }
 }
 
@@ -79,6 +83,9 @@ fn an_optimiser_refuses_a_different_model() {
     impl Params<f64> for Other {
         fn visit(&mut self, _: &str, f: &mut dyn FnMut(&str, ParamMut<'_, f64>)) {
             f("other", self.0.view_mut());
+        }
+        fn visit_ref(&self, _: &str, f: &mut dyn FnMut(&str, ParamRef<'_, f64>)) {
+            self.0.visit_ref("other", f);
         }
     }
     let mut adam = Adam::new(0.1);

@@ -96,14 +96,18 @@ fn bad_flags_are_errors() {
 fn the_program_fails_in_one_line_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let corrupt = dir.path().join("corrupt");
-    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::create_dir_all(corrupt.join("mnist")).unwrap();
     for name in [
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",
         "t10k-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte",
     ] {
-        std::fs::write(corrupt.join(name), b"\x00\x00\x08\x03\x00\x00\x00\x05").unwrap();
+        std::fs::write(
+            corrupt.join("mnist").join(name),
+            b"\x00\x00\x08\x03\x00\x00\x00\x05",
+        )
+        .unwrap();
     }
     let file_as_out = dir.path().join("a-file");
     std::fs::write(&file_as_out, b"x").unwrap();

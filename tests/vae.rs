@@ -183,16 +183,35 @@ fn backward_adds_into_the_gradients() {
                 .all(|d| d.abs() < 1e-12)
         );
     }
-    let (a, b) = (model.log_sigma.unwrap(), once.log_sigma.unwrap());
+    let (a, b) = (
+        model.log_sigma.as_ref().unwrap(),
+        once.log_sigma.as_ref().unwrap(),
+    );
     assert!((a.grad[0] - 2.0 * b.grad[0]).abs() < 1e-12 && b.grad[0] != 0.0);
+    // Training's backward_params leaves out dL/dx but gives the same parameter gradients.
+    let mut other = once.clone();
+    zero_grads(&mut other);
+    other.backward_params(&cache, 1.0);
+    let (g1, g2) = (grads(&once), grads(&other));
+    assert_eq!(g1.len(), 9);
+    for (a, b) in g1.iter().zip(&g2) {
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12));
+    }
+}
+
+fn grads(model: &Vae<f64>) -> Vec<Vec<f64>> {
+    use dlfs::param::Params;
+    let mut out = Vec::new();
+    model.visit_ref("", &mut |_, p| out.push(p.grad.iter().copied().collect()));
+    out
 }
 
 #[test]
 fn parameter_names_and_count() {
     let mut r = rng(7);
-    let mut model = Vae::<f32>::new(784, &[400], 20, Likelihood::Bernoulli, &mut r);
+    let model = Vae::<f32>::new(784, &[400], 20, Likelihood::Bernoulli, &mut r);
     assert_eq!(
-        names(&mut model),
+        names(&model),
         [
             "encoder.layers.0.w",
             "encoder.layers.0.b",
@@ -206,14 +225,14 @@ fn parameter_names_and_count() {
     );
     // 784*400 + 400, 400*40 + 40 (mu and logvar heads), 20*400 + 400, 400*784 + 784.
     assert_eq!(
-        count(&mut model),
+        count(&model),
         313_600 + 400 + 16_000 + 40 + 8_000 + 400 + 313_600 + 784
     );
-    let mut gaussian = Vae::<f32>::new(784, &[400], 20, Likelihood::Gaussian, &mut r);
-    let n = names(&mut gaussian);
+    let gaussian = Vae::<f32>::new(784, &[400], 20, Likelihood::Gaussian, &mut r);
+    let n = names(&gaussian);
     assert_eq!(n.len(), 9);
     assert_eq!(n[8], "log_sigma");
-    assert_eq!(count(&mut gaussian), count(&mut model) + 1);
+    assert_eq!(count(&gaussian), count(&model) + 1);
     assert_eq!(gaussian.likelihood(), Likelihood::Gaussian);
     assert_eq!((model.input(), model.latent()), (784, 20));
 }
@@ -319,7 +338,7 @@ fn extreme_encoder_outputs_stay_finite() {
     assert!(elbo.loss(1.0).is_finite());
     zero_grads(&mut model);
     model.backward(&cache, 1.0);
-    assert!(dlfs::param::grad_norm(&mut model).is_finite());
+    assert!(dlfs::param::grad_norm(&model).is_finite());
 }
 
 #[test]

@@ -18,14 +18,13 @@ use crate::classical::text::{Split, Vocabulary, passages, split_of, tokenize, un
 use crate::data::digits::{DigitSplits, Digits};
 use crate::loss::{accuracy, argmax_rows};
 use crate::plot::{Labels, Series, Tile, image_grid, line_chart};
-use crate::runner::{CommonArgs, Run};
+use crate::runner::{CommonArgs, Run, chapter_dir, pct};
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Axis, s};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 /// The flags of `cargo run --release --example classical_linear`.
 #[derive(Clone, Debug, clap::Parser)]
@@ -39,11 +38,6 @@ pub struct Cli {
     /// `data/`: `digits/digits.csv.gz` (or `digits/digits.csv`) and
     /// `text/pride-and-prejudice.txt`. `--epochs` sets the passes of every logistic model.
     pub common: CommonArgs,
-}
-
-/// The book's folder for this program's figures and tables.
-pub fn chapter_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/classical/part1")
 }
 
 /// The digit the binary classifier and the precision-recall curve treat as positive.
@@ -493,13 +487,7 @@ pub fn experiment(digits: &Digits, novel: &str, seed: u64, epochs: usize) -> Res
 
 /// Loads the digits and the novel from `--data DIR` or the shipped `data/`.
 pub fn load_data(common: &CommonArgs) -> Result<(Digits, String)> {
-    let dir = common.data.clone().unwrap_or_else(crate::data::shipped_dir);
-    let gz = dir.join("digits/digits.csv.gz");
-    let digits_path = if gz.exists() {
-        gz
-    } else {
-        dir.join("digits/digits.csv")
-    };
+    let digits_path = crate::data::digits::file_in(&common.data_dir("digits"))?;
     let digits = Digits::load(&digits_path).context("cannot load the digits")?;
     anyhow::ensure!(
         digits.len() >= 200,
@@ -507,7 +495,9 @@ pub fn load_data(common: &CommonArgs) -> Result<(Digits, String)> {
         digits_path.display(),
         digits.len()
     );
-    let novel_path = dir.join("text/pride-and-prejudice.txt");
+    let novel_path = common
+        .data_dir("text")
+        .join(crate::data::text::SHIPPED_NAME);
     let novel = std::fs::read_to_string(&novel_path)
         .with_context(|| format!("cannot read the novel {}", novel_path.display()))?;
     Ok((digits, novel))
@@ -518,7 +508,7 @@ pub fn load_data(common: &CommonArgs) -> Result<(Digits, String)> {
 pub fn run(cli: Cli) -> Result<()> {
     let common = &cli.common;
     let epochs = common.epochs_or(TrainConfig::default().epochs, 5);
-    let run = Run::new(common, &chapter_dir())?;
+    let run = Run::new(common, &chapter_dir("classical/part1"))?;
     let (digits, novel) = load_data(common)?;
     let report = experiment(&digits, &novel, common.seed, epochs)?;
     let tables = tables(&report);
@@ -528,10 +518,6 @@ pub fn run(cli: Cli) -> Result<()> {
     write_outputs(&run, &report, &digits.split(), &tables)
 }
 // ANCHOR_END: program
-
-fn pct(a: f64) -> String {
-    format!("{:.2}%", 100.0 * a)
-}
 
 /// The Markdown tables, by file name.
 pub fn tables(r: &Report) -> Vec<(&'static str, String)> {

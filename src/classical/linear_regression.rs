@@ -15,7 +15,7 @@
 //! [`normal_equation`] solves by a Cholesky factorisation written out below.
 
 use crate::float::Float;
-use crate::param::{Param, Param1, ParamMut, Params, join, zero_grads};
+use crate::param::{Param, Param1, zero_grads};
 use ndarray::{Array0, Array1, Array2, Axis, arr0, s};
 
 /// A linear model `y_hat = x w + b` with one output.
@@ -27,12 +27,7 @@ pub struct LinearRegression<F: Float> {
     pub b: Param<F, ndarray::Ix0>,
 }
 
-impl<F: Float> Params<F> for LinearRegression<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        f(&join(prefix, "w"), self.w.view_mut());
-        f(&join(prefix, "b"), self.b.view_mut());
-    }
-}
+crate::impl_params!(LinearRegression<F> { w, b });
 
 /// The matrix of a linear system is not positive definite (to working precision), so the
 /// Cholesky factorisation cannot proceed: the features are linearly dependent and the penalty

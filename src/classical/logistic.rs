@@ -20,7 +20,7 @@ use crate::data::digits::Digits;
 use crate::float::Float;
 use crate::loss::{accuracy, softmax_cross_entropy};
 use crate::optim::Sgd;
-use crate::param::{Param, Param1, Param2, ParamMut, Params, join, zero_grads};
+use crate::param::{Param, Param1, Param2, zero_grads};
 use ndarray::{Array1, Array2, Axis, arr0};
 use rand::Rng;
 use rand::SeedableRng;
@@ -36,12 +36,7 @@ pub struct BinaryLogistic<F: Float> {
     pub b: Param<F, ndarray::Ix0>,
 }
 
-impl<F: Float> Params<F> for BinaryLogistic<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        f(&join(prefix, "w"), self.w.view_mut());
-        f(&join(prefix, "b"), self.b.view_mut());
-    }
-}
+crate::impl_params!(BinaryLogistic<F> { w, b });
 
 /// The logistic sigmoid `1 / (1 + e^{-z})`, computed without overflow for large `|z|`.
 pub fn sigmoid<F: Float>(z: F) -> F {
@@ -117,12 +112,7 @@ pub struct SoftmaxRegression<F: Float> {
     pub b: Param1<F>,
 }
 
-impl<F: Float> Params<F> for SoftmaxRegression<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        f(&join(prefix, "w"), self.w.view_mut());
-        f(&join(prefix, "b"), self.b.view_mut());
-    }
-}
+crate::impl_params!(SoftmaxRegression<F> { w, b });
 
 impl<F: Float> SoftmaxRegression<F> {
     /// A model with zero weights (uniform probabilities).

@@ -21,14 +21,13 @@ use crate::param::zero_grads;
 use crate::plot::{
     GridValues, Labels, Series, Tile, decision_map, image_grid, label_scatter, line_chart,
 };
-use crate::runner::{CommonArgs, Run, ensure_finite};
+use crate::runner::{CommonArgs, Run, chapter_dir, ensure_finite, pct};
 use anyhow::{Context, Result};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 /// The ten digit classes.
 pub const CLASSES: usize = 10;
@@ -97,26 +96,11 @@ pub struct Cli {
     pub trees: u64,
 }
 
-/// The book's folder for these chapters' figures and tables.
-pub fn chapter_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/classical")
-}
-
-/// The digits and their fixed split: `--data DIR` (holding `digits.csv.gz` or `digits.csv`)
-/// or the shipped copy; in `--quick` runs a slice of each split.
+/// The digits and their fixed split: `digits/` in the `--data DIR` folder (holding
+/// `digits.csv.gz` or `digits.csv`) or the shipped copy; in `--quick` runs a slice of each split.
 pub fn load_splits(common: &CommonArgs) -> Result<DigitSplits> {
-    let digits = match &common.data {
-        Some(dir) => {
-            let path = ["digits.csv.gz", "digits.csv"]
-                .iter()
-                .map(|n| dir.join(n))
-                .find(|p| p.exists())
-                .with_context(|| format!("no digits.csv.gz or digits.csv in {}", dir.display()))?;
-            Digits::load(&path)
-        }
-        None => Digits::shipped(),
-    }
-    .context("cannot load the digits")?;
+    let path = crate::data::digits::file_in(&common.data_dir("digits"))?;
+    let digits = Digits::load(&path).context("cannot load the digits")?;
     let mut s = digits.split();
     if common.quick {
         let first = |d: &Digits, n: usize| d.select(&(0..n.min(d.len())).collect::<Vec<_>>());
@@ -162,10 +146,6 @@ pub struct Report {
 
 fn scaled(x: &Array2<f64>) -> Array2<f64> {
     x / 16.0
-}
-
-fn pct(a: f64) -> String {
-    format!("{:.2}%", 100.0 * a)
 }
 
 /// The first setting with the best score (so ties go to the earlier, simpler choice).
@@ -839,7 +819,7 @@ fn softmax_and_mlp(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report)
 /// The program: every method, its figures and tables, and the course's results table.
 pub fn run(cli: Cli) -> Result<()> {
     let common = &cli.common;
-    let run = Run::new(common, &chapter_dir())?;
+    let run = Run::new(common, &chapter_dir("classical"))?;
     let s = load_splits(common)?;
     let epochs = common.epochs_or(100, 3);
     let trees = if common.quick {

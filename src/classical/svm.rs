@@ -21,7 +21,7 @@
 
 use crate::data::batches::shuffled_batches;
 use crate::float::Float;
-use crate::param::{Param1, Param2, ParamMut, Params, join};
+use crate::param::{Param1, Param2};
 use ndarray::{Array1, Array2, ArrayView1, Axis};
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -108,12 +108,7 @@ impl<F: Float> LinearSvm<F> {
 }
 // ANCHOR_END: linear_svm
 
-impl<F: Float> Params<F> for LinearSvm<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        f(&join(prefix, "w"), self.w.view_mut());
-        f(&join(prefix, "b"), self.b.view_mut());
-    }
-}
+crate::impl_params!(LinearSvm<F> { w, b });
 
 /// Settings of [`train_linear`].
 #[derive(Clone, Copy, Debug, serde::Serialize)]

@@ -8,7 +8,7 @@
 //! per method, for the course's results table.
 
 use super::DataError;
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -22,6 +22,10 @@ pub const SPLIT_SEED: u64 = 2018;
 
 /// Pixels per image (8x8).
 pub const PIXELS: usize = 64;
+
+/// The most text the loader reads from a digits file, after decompression (64 MiB; the
+/// full UCI file is under 1 MB).
+pub const MAX_BYTES: u64 = 64 << 20;
 
 /// Images and labels.
 #[derive(Clone, Debug)]
@@ -62,16 +66,26 @@ impl Digits {
         }
     }
 
-    /// Reads a digits CSV file (gzipped if its name ends in `.gz`).
+    /// Reads a digits CSV file (gzipped if its name ends in `.gz`; several gzip members are
+    /// read as one stream). Refuses text longer than [`MAX_BYTES`] once decompressed.
     pub fn load(path: &Path) -> Result<Digits, DataError> {
         let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
         let mut text = String::new();
-        let read = if path.extension().is_some_and(|e| e == "gz") {
-            GzDecoder::new(file).read_to_string(&mut text)
+        let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+            Box::new(MultiGzDecoder::new(file))
         } else {
-            std::io::BufReader::new(file).read_to_string(&mut text)
+            Box::new(std::io::BufReader::new(file))
         };
-        read.map_err(|e| DataError::format(path, format!("cannot read the text: {e}")))?;
+        reader
+            .take(MAX_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| DataError::format(path, format!("cannot read the text: {e}")))?;
+        if text.len() as u64 > MAX_BYTES {
+            return Err(DataError::format(
+                path,
+                format!("more than {MAX_BYTES} bytes of text: not a digits file"),
+            ));
+        }
         Digits::parse(path, &text)
     }
 
@@ -150,4 +164,13 @@ impl Digits {
         }
     }
     // ANCHOR_END: split
+}
+
+/// The digits file in a `digits/` folder: `digits.csv.gz`, or else `digits.csv`.
+pub fn file_in(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    ["digits.csv.gz", "digits.csv"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+        .ok_or_else(|| anyhow::anyhow!("no digits.csv.gz or digits.csv in {}", dir.display()))
 }

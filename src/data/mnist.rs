@@ -15,7 +15,7 @@
 //! `test-...` (the book's shipped subset), each with or without `.gz`.
 
 use super::DataError;
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use ndarray::Array2;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -53,6 +53,22 @@ impl Split {
         Split {
             images: self.images.select(ndarray::Axis(0), idx),
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
+    /// The first `n` images (all of them when there are fewer).
+    pub fn first(&self, n: usize) -> Split {
+        self.select(&(0..n.min(self.len())).collect::<Vec<_>>())
+    }
+
+    /// A binarised copy: every pixel becomes 1 if it is above `threshold`, else 0 (the VAE and
+    /// MADE chapters model binary images; 0.5 is the usual threshold).
+    pub fn binarised(&self, threshold: f32) -> Split {
+        Split {
+            images: self.images.mapv(|p| if p > threshold { 1.0 } else { 0.0 }),
+            labels: self.labels.clone(),
             rows: self.rows,
             cols: self.cols,
         }
@@ -96,6 +112,73 @@ impl Mnist {
         Mnist::load(&super::shipped_dir().join("mnist"))
     }
 }
+
+// ANCHOR: splits
+/// The three splits every MNIST chapter uses: the training images minus their last
+/// `validation`, those last images as the validation split every choice is made on, and the
+/// test images, looked at only for the reported numbers.
+#[derive(Clone, Debug)]
+pub struct MnistSplits {
+    /// What the model is trained on.
+    pub train: Split,
+    /// The last images of the training file, held back for choices.
+    pub validation: Split,
+    /// The held-out test images.
+    pub test: Split,
+}
+
+/// The validation split's size in a default run (the last 1,000 of the 8,000 shipped training
+/// images) and in a `--quick` run.
+pub const VALIDATION: (usize, usize) = (1000, 200);
+
+impl MnistSplits {
+    /// Loads the MNIST folder `dir` (the shipped `data/mnist`, or `mnist/` in the `--data`
+    /// folder) and splits it with [`VALIDATION`]. With `quick`, keeps only the first 1,000 training, 200 validation
+    /// and 500 test images, for seconds-long runs. Fails, with a message, when a file is missing
+    /// or damaged, when the images are not 28x28, or when a split would be empty.
+    pub fn load(dir: &Path, quick: bool) -> anyhow::Result<MnistSplits> {
+        use anyhow::Context as _;
+        let mnist = Mnist::load(dir).context("cannot load MNIST")?;
+        let validation_size = if quick { VALIDATION.1 } else { VALIDATION.0 };
+        let (mut train, mut validation) = mnist.train.split_last(validation_size);
+        let mut test = mnist.test;
+        if quick {
+            train = train.first(1000);
+            validation = validation.first(200);
+            test = test.first(500);
+        }
+        anyhow::ensure!(
+            !train.is_empty() && !validation.is_empty() && !test.is_empty(),
+            "the data has too few images for a training, a validation and a test split"
+        );
+        anyhow::ensure!(
+            train.rows * train.cols == 784 && test.rows * test.cols == 784,
+            "the chapters expect 28x28 images, got {}x{}",
+            train.rows,
+            train.cols
+        );
+        Ok(MnistSplits {
+            train,
+            validation,
+            test,
+        })
+    }
+
+    /// The sizes of the three splits, `(train, validation, test)`.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.train.len(), self.validation.len(), self.test.len())
+    }
+
+    /// All three splits binarised at `threshold` (see [`Split::binarised`]).
+    pub fn binarised(&self, threshold: f32) -> MnistSplits {
+        MnistSplits {
+            train: self.train.binarised(threshold),
+            validation: self.validation.binarised(threshold),
+            test: self.test.binarised(threshold),
+        }
+    }
+}
+// ANCHOR_END: splits
 
 fn find(dir: &Path, prefixes: &[&str], kind: &str) -> Result<PathBuf, DataError> {
     let mut tried = Vec::new();
@@ -196,7 +279,7 @@ pub fn read_idx(path: &Path) -> Result<Idx, DataError> {
     let peeked = read_up_to(&mut reader, &mut magic).map_err(|e| DataError::io(path, e))?;
     let head = std::io::Cursor::new(magic[..peeked].to_vec()).chain(reader);
     if peeked == 2 && magic == [0x1f, 0x8b] {
-        parse_idx(path, GzDecoder::new(head)).map_err(|e| match e {
+        parse_idx(path, MultiGzDecoder::new(head)).map_err(|e| match e {
             DataError::Io { source, .. } => DataError::format(
                 path,
                 format!("the gzip stream is damaged or cut short ({source})"),

@@ -10,15 +10,15 @@
 //! predicted probabilities of `k` thinned networks.
 
 use crate::data::batches::{ordered_batches, shuffled_batches};
-use crate::data::mnist::Split;
+use crate::data::mnist::{MnistSplits, Split};
 use crate::dropout::{Dropout, DropoutMlp};
 use crate::loss::{argmax_rows, softmax, softmax_cross_entropy};
 use crate::mlp::Mlp;
-use crate::mlp::experiment::{Score, evaluate, load_data};
-use crate::optim::{Adam, Sgd};
-use crate::param::{ParamMut, Params, count, grad_norm, join, zero_grads};
+use crate::mlp::experiment::{Score, evaluate};
+use crate::optim::{OptimizerArgs, OptimizerConfig, OptimizerKind};
+use crate::param::{ParamMut, ParamRef, Params, count, join};
 use crate::plot::{Labels, Series, line_chart};
-use crate::runner::{CommonArgs, NonFinite, Run, ensure_finite};
+use crate::runner::{CommonArgs, NonFinite, Run, Table, chapter_dir, pct, train_step};
 use anyhow::Result;
 use indicatif::ProgressBar;
 use ndarray::{Array2, Axis};
@@ -27,16 +27,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// The optimisers the program can train with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Optimizer {
-    /// Adam (Kingma and Ba, 2015).
-    Adam,
-    /// SGD with heavy-ball momentum.
-    Sgd,
-}
 
 // ANCHOR: config
 /// The experiment's settings.
@@ -48,12 +38,9 @@ pub struct Config {
     pub epochs: usize,
     /// Examples per step.
     pub batch_size: usize,
-    /// Which optimiser.
-    pub optimizer: Optimizer,
-    /// Its learning rate.
-    pub lr: f32,
-    /// Momentum (SGD only).
-    pub momentum: f32,
+    /// The optimiser and its settings.
+    #[serde(flatten)]
+    pub optimizer: OptimizerConfig,
     /// Drop rate of the input units in the dropout run.
     pub input_dropout: f64,
     /// Drop rate of the hidden units in the dropout run.
@@ -68,9 +55,7 @@ impl Default for Config {
             sizes: vec![784, 1024, 1024, 10],
             epochs: 30,
             batch_size: 128,
-            optimizer: Optimizer::Adam,
-            lr: 1e-3,
-            momentum: 0.9,
+            optimizer: OptimizerConfig::adam(1e-3),
             input_dropout: 0.2,
             hidden_dropout: 0.5,
             mc_samples: 100,
@@ -166,28 +151,6 @@ fn stream(seed: u64, n: u64) -> ChaCha8Rng {
     rng
 }
 
-/// The optimiser of a run.
-enum Stepper {
-    Adam(Adam<f32>),
-    Sgd(Sgd<f32>),
-}
-
-impl Stepper {
-    fn new(config: &Config) -> Self {
-        match config.optimizer {
-            Optimizer::Adam => Stepper::Adam(Adam::new(config.lr)),
-            Optimizer::Sgd => Stepper::Sgd(Sgd::new(config.lr, config.momentum)),
-        }
-    }
-
-    fn step(&mut self, model: &mut DropoutMlp<f32>) {
-        match self {
-            Stepper::Adam(a) => a.step(model),
-            Stepper::Sgd(s) => s.step(model),
-        }
-    }
-}
-
 /// The splits a run is scored on after every epoch; `train` and `test` are optional so that
 /// tuning can leave the test split alone (and save time).
 #[derive(Clone, Copy, Debug)]
@@ -212,7 +175,7 @@ pub fn train(
 ) -> Result<(DropoutMlp<f32>, NetReport)> {
     let [mut init, mut order, mut masks] = streams(seed);
     let mut model = DropoutMlp::<f32>::new(&config.sizes, input_rate, hidden_rate, &mut init);
-    let mut optimizer = Stepper::new(config);
+    let mut optimizer = config.optimizer.build::<f32>();
     let score = |m: &DropoutMlp<f32>, epoch: usize, step_loss: f64| Epoch {
         epoch,
         train: watch.train.then(|| evaluate(&m.mlp, train)),
@@ -228,14 +191,12 @@ pub fn train(
         for idx in &batches {
             step += 1;
             let batch = train.select(idx);
-            zero_grads(&mut model);
-            let (logits, cache) = model.forward_train(&batch.images, &mut masks);
-            let (loss, dlogits) = softmax_cross_entropy(&logits, &batch.labels);
-            ensure_finite(step, "training loss", f64::from(loss))?;
-            loss_sum += f64::from(loss);
-            model.backward(&cache, &dlogits);
-            ensure_finite(step, "gradient norm", grad_norm(&mut model))?;
-            optimizer.step(&mut model);
+            loss_sum += train_step(step, &mut model, &mut optimizer, |model| {
+                let (logits, cache) = model.forward_train(&batch.images, &mut masks);
+                let (loss, dlogits) = softmax_cross_entropy(&logits, &batch.labels);
+                model.backward_params(&cache, &dlogits);
+                loss
+            })?;
         }
         history.push(score(&model, epoch, loss_sum / batches.len() as f64));
         progress.inc(1);
@@ -342,15 +303,9 @@ pub struct Cli {
     #[command(flatten)]
     /// The flags every chapter program has.
     pub common: CommonArgs,
-    /// The optimiser.
-    #[arg(long, value_enum, default_value_t = Optimizer::Adam)]
-    pub optimizer: Optimizer,
-    /// The learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
-    /// SGD's momentum (ignored by Adam).
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f32,
+    #[command(flatten)]
+    /// `--optimizer`, `--lr`, `--momentum` (default: Adam, lr 0.001).
+    pub optimizer: OptimizerArgs,
     /// Examples per training step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_size: u64,
@@ -389,6 +344,11 @@ impl Params<f32> for Pair<'_> {
         self.plain.visit(&join(prefix, "plain"), f);
         self.dropout.visit(&join(prefix, "dropout"), f);
     }
+
+    fn visit_ref(&self, prefix: &str, f: &mut dyn FnMut(&str, ParamRef<'_, f32>)) {
+        self.plain.visit_ref(&join(prefix, "plain"), f);
+        self.dropout.visit_ref(&join(prefix, "dropout"), f);
+    }
 }
 
 fn describe(config: &Config) -> String {
@@ -408,7 +368,9 @@ fn evaluate_checkpoint(cli: &Cli, config: &Config, file: &Path) -> Result<()> {
         dropout: &mut dropout,
     };
     crate::checkpoint::load(&mut pair, "dropout", &describe(config), file)?;
-    let (_, validation, test) = load_data(common)?;
+    let MnistSplits {
+        validation, test, ..
+    } = MnistSplits::load(&common.data_dir("mnist"), common.quick)?;
     let model = DropoutMlp {
         mlp: dropout.clone(),
         input: Dropout::new(config.input_dropout)?,
@@ -416,63 +378,50 @@ fn evaluate_checkpoint(cli: &Cli, config: &Config, file: &Path) -> Result<()> {
     };
     let k = config.mc_samples;
     let mc = monte_carlo(&model, &test, &[k], &mut stream(common.seed, 3));
-    let mut t = String::new();
-    let _ = writeln!(t, "| network | validation CE | test CE | test accuracy |");
-    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let mut table = Table::new(
+        &["network", "validation CE", "test CE", "test accuracy"],
+        "lrrr",
+    );
     for (name, net) in [
         ("no dropout", &plain),
         ("dropout, weight scaling", &dropout),
     ] {
         let (v, s) = (evaluate(net, &validation), evaluate(net, &test));
-        let _ = writeln!(
-            t,
-            "| {name} | {:.4} | {:.4} | {} |",
-            v.loss,
-            s.loss,
-            pct(s.accuracy)
-        );
+        table.row([
+            name.to_string(),
+            format!("{:.4}", v.loss),
+            format!("{:.4}", s.loss),
+            pct(s.accuracy),
+        ]);
     }
     if let Some(point) = mc.last() {
-        let _ = writeln!(
-            t,
-            "| dropout, Monte Carlo average of {k} | | {:.4} | {} |",
-            point.test.loss,
-            pct(point.test.accuracy)
-        );
+        table.row([
+            format!("dropout, Monte Carlo average of {k}"),
+            String::new(),
+            format!("{:.4}", point.test.loss),
+            pct(point.test.accuracy),
+        ]);
     }
+    let t = table.to_string();
     print!("{t}");
     if common.out.is_some() {
-        Run::new(common, &chapter_dir())?.write("results.md", t.as_bytes())?;
+        Run::new(common, &chapter_dir("dropout"))?.write("results.md", t.as_bytes())?;
     }
     Ok(())
-}
-
-/// The book's folder for this chapter's figures and tables.
-pub fn chapter_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/dropout")
 }
 
 impl Cli {
     /// The configuration the flags describe, after checking them.
     pub fn config(&self) -> Result<Config> {
         let common = &self.common;
-        anyhow::ensure!(
-            self.lr.is_finite() && self.lr > 0.0,
-            "--lr must be a positive number, got {}",
-            self.lr
-        );
-        anyhow::ensure!(
-            (0.0..1.0).contains(&self.momentum),
-            "--momentum must be in [0, 1), got {}",
-            self.momentum
-        );
+        let defaults = Config::default();
+        let optimizer = self.optimizer.resolve(defaults.optimizer)?;
         for (flag, p) in [
             ("--input-dropout", self.input_dropout),
             ("--hidden-dropout", self.hidden_dropout),
         ] {
             Dropout::new(p).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
         }
-        let defaults = Config::default();
         Ok(Config {
             sizes: if common.quick {
                 vec![784, 256, 256, 10]
@@ -481,9 +430,7 @@ impl Cli {
             },
             epochs: common.epochs_or(defaults.epochs, 3),
             batch_size: self.batch_size as usize,
-            optimizer: self.optimizer,
-            lr: self.lr,
-            momentum: self.momentum,
+            optimizer,
             input_dropout: self.input_dropout,
             hidden_dropout: self.hidden_dropout,
             mc_samples: if common.quick {
@@ -517,9 +464,13 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(file) = &cli.load {
         return evaluate_checkpoint(&cli, &config, file);
     }
-    let run = Run::new(common, &chapter_dir())?;
-    let load_at_start = load_average();
-    let (train_split, validation, test) = load_data(common)?;
+    let mut run = Run::new(common, &chapter_dir("dropout"))?;
+    run.set_threads(2, Some("one per network"));
+    let MnistSplits {
+        train: train_split,
+        validation,
+        test,
+    } = MnistSplits::load(&common.data_dir("mnist"), common.quick)?;
     if cli.tune {
         return tune(&run, &config, common.seed, &train_split, &validation);
     }
@@ -533,16 +484,16 @@ pub fn run(cli: Cli) -> Result<()> {
     let ((mut plain_model, plain), (mut model, dropout)) = (plain?, dropped?);
     progress.finish_and_clear();
     if let Some(file) = &cli.save {
-        let mut pair = Pair {
+        let pair = Pair {
             plain: &mut plain_model.mlp,
             dropout: &mut model.mlp,
         };
-        crate::checkpoint::save(&mut pair, "dropout", &describe(&config), file)?;
+        crate::checkpoint::save(&pair, "dropout", &describe(&config), file)?;
     }
     let mut mc_rng = stream(common.seed, 3);
     let monte_carlo = monte_carlo(&model, &test, &checkpoints(config.mc_samples), &mut mc_rng);
     let report = Report {
-        params: count(&mut model.clone()),
+        params: count(&model),
         sizes: (train_split.len(), validation.len(), test.len()),
         config,
         plain,
@@ -551,14 +502,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let table = results_table(&report);
     print!("{table}");
-    write_outputs(&run, &report, &table, load_at_start)
+    write_outputs(&run, &report, &table)
 }
 // ANCHOR_END: program
-
-/// Cross-entropy to four places, accuracy and error as percentages to two.
-fn pct(a: f64) -> String {
-    format!("{:.2}%", 100.0 * a)
-}
 
 /// The Markdown results table: both networks, both ways of predicting with the dropout net,
 /// and the paper's MNIST numbers beside them.
@@ -571,39 +517,43 @@ pub fn results_table(report: &Report) -> String {
         .map(usize::to_string)
         .collect::<Vec<_>>()
         .join("-");
-    let opt = match c.optimizer {
-        Optimizer::Adam => format!("Adam (lr {})", c.lr),
-        Optimizer::Sgd => format!("SGD (lr {}, momentum {})", c.lr, c.momentum),
-    };
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "| network ({net}) | prediction | train CE | validation CE | test CE | test accuracy | test error |"
+    let opt = c.optimizer.describe();
+    let net_heading = format!("network ({net})");
+    let mut main = Table::new(
+        &[
+            &net_heading,
+            "prediction",
+            "train CE",
+            "validation CE",
+            "test CE",
+            "test accuracy",
+            "test error",
+        ],
+        "llrrrrr",
     );
-    let _ = writeln!(t, "|---|---|---:|---:|---:|---:|---:|");
-    let row = |t: &mut String, name: &str, how: &str, e: &Epoch| {
+    let row = |t: &mut Table, name: &str, how: &str, e: &Epoch| {
         let test = e.test.expect("the experiment scores the test split");
         let train = e.train.expect("the experiment scores the training split");
-        let _ = writeln!(
-            t,
-            "| {name} | {how} | {:.4} | {:.4} | {:.4} | {} | {} |",
-            train.loss,
-            e.validation.loss,
-            test.loss,
+        t.row([
+            name.to_string(),
+            how.to_string(),
+            format!("{:.4}", train.loss),
+            format!("{:.4}", e.validation.loss),
+            format!("{:.4}", test.loss),
             pct(test.accuracy),
-            pct(1.0 - test.accuracy)
-        );
+            pct(1.0 - test.accuracy),
+        ]);
     };
     let plain_last = report.plain.last();
     let best = report.plain.best_validation();
     row(
-        &mut t,
+        &mut main,
         "no dropout",
         &format!("after epoch {}", plain_last.epoch),
         plain_last,
     );
     row(
-        &mut t,
+        &mut main,
         "no dropout",
         &format!("early-stopped: epoch {} (lowest validation CE)", best.epoch),
         best,
@@ -614,22 +564,26 @@ pub fn results_table(report: &Report) -> String {
         report.dropout.input_dropout, report.dropout.hidden_dropout
     );
     row(
-        &mut t,
+        &mut main,
         &name,
         &format!("after epoch {}, weight scaling (`infer`)", drop_last.epoch),
         drop_last,
     );
     if let Some(mc) = report.monte_carlo.last() {
-        let _ = writeln!(
-            t,
-            "| {name} | after epoch {}, Monte Carlo average of {} thinned nets | | | {:.4} | {} | {} |",
-            drop_last.epoch,
-            mc.samples,
-            mc.test.loss,
+        main.row([
+            name.clone(),
+            format!(
+                "after epoch {}, Monte Carlo average of {} thinned nets",
+                drop_last.epoch, mc.samples
+            ),
+            String::new(),
+            String::new(),
+            format!("{:.4}", mc.test.loss),
             pct(mc.test.accuracy),
-            pct(1.0 - mc.test.accuracy)
-        );
+            pct(1.0 - mc.test.accuracy),
+        ]);
     }
+    let mut t = main.to_string();
     let _ = writeln!(
         t,
         "\nCE: mean cross-entropy in nats, measured without dropout (evaluation mode) for both \
@@ -643,26 +597,28 @@ pub fn results_table(report: &Report) -> String {
         "\nMonte Carlo averaging against weight scaling, on the test split (the dropout net after \
          its last epoch):\n"
     );
-    let _ = writeln!(t, "| prediction | test CE | test accuracy | test error |");
-    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let mut mc = Table::new(
+        &["prediction", "test CE", "test accuracy", "test error"],
+        "lrrr",
+    );
+    let score_row = |t: &mut Table, how: String, s: &Score| {
+        t.row([
+            how,
+            format!("{:.4}", s.loss),
+            pct(s.accuracy),
+            pct(1.0 - s.accuracy),
+        ]);
+    };
     let ws = drop_last.test.expect("scored");
-    let _ = writeln!(
-        t,
-        "| weight scaling (one deterministic pass) | {:.4} | {} | {} |",
-        ws.loss,
-        pct(ws.accuracy),
-        pct(1.0 - ws.accuracy)
+    score_row(
+        &mut mc,
+        "weight scaling (one deterministic pass)".to_string(),
+        &ws,
     );
     for p in &report.monte_carlo {
-        let _ = writeln!(
-            t,
-            "| Monte Carlo, k = {} | {:.4} | {} | {} |",
-            p.samples,
-            p.test.loss,
-            pct(p.test.accuracy),
-            pct(1.0 - p.test.accuracy)
-        );
+        score_row(&mut mc, format!("Monte Carlo, k = {}", p.samples), &p.test);
     }
+    t.push_str(&mc.to_string());
     let _ = writeln!(
         t,
         "\nThe paper's MNIST table (Srivastava et al., 2014, Table 2), for comparison:\n"
@@ -689,12 +645,7 @@ pub fn results_table(report: &Report) -> String {
 }
 
 /// Writes the figures, `results.md`, `provenance.md` and `results.json`.
-pub fn write_outputs(
-    run: &Run,
-    report: &Report,
-    table: &str,
-    load_at_start: Option<f64>,
-) -> Result<()> {
+pub fn write_outputs(run: &Run, report: &Report, table: &str) -> Result<()> {
     let curve = |net: &NetReport, f: fn(&Epoch) -> Option<f64>, name: &str| {
         Series::new(
             name,
@@ -774,78 +725,16 @@ pub fn write_outputs(
         run.write("monte-carlo.svg", mc.as_bytes())?;
     }
     run.write("results.md", table.as_bytes())?;
-    let mut provenance = run.provenance();
-    provenance.threads = 2;
-    let cpu = cpu_seconds();
-    let load_at_end = load_average();
-    let mut text = format!(
-        "Produced by `{}` (seed {}) at commit `{}` on {} (2 threads: one per network), in {:.1} s \
-         of wall time",
-        provenance.command,
-        provenance.seed,
-        provenance.commit,
-        provenance.cpu,
-        provenance.wall_seconds
-    );
-    if let Some(cpu) = cpu {
-        let _ = write!(
-            text,
-            " and {cpu:.1} s of CPU time (user + system, both threads)"
-        );
-    }
-    if let (Some(a), Some(b)) = (load_at_start, load_at_end) {
-        let _ = write!(
-            text,
-            "; the one-minute load average of the machine was {a:.1} at the start and {b:.1} at \
-             the end"
-        );
-    }
-    text.push_str(".\n");
-    run.write("provenance.md", text.as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-        cpu_seconds: Option<f64>,
-        load_average: (Option<f64>, Option<f64>),
-    }
-    let json = serde_json::to_string_pretty(&Json {
-        report,
-        provenance,
-        cpu_seconds: cpu,
-        load_average: (load_at_start, load_at_end),
-    })?;
-    run.write("results.json", json.as_bytes())?;
-    Ok(())
-}
-
-/// CPU time of this process so far (user + system, all threads), in seconds, from
-/// `/proc/self/stat` (Linux; `None` elsewhere). Linux reports it in ticks of 1/100 s.
-pub fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    Some((ticks(11)? + ticks(12)?) / 100.0)
-}
-
-/// The one-minute load average, from `/proc/loadavg` (Linux; `None` elsewhere).
-pub fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    run.write_record("provenance.md", "results.json", report)
 }
 
 /// The optimiser settings `--tune` compares.
-pub const TUNING_GRID: [(Optimizer, f32); 5] = [
-    (Optimizer::Adam, 3e-4),
-    (Optimizer::Adam, 1e-3),
-    (Optimizer::Adam, 3e-3),
-    (Optimizer::Sgd, 0.03),
-    (Optimizer::Sgd, 0.1),
+pub const TUNING_GRID: [(OptimizerKind, f32); 5] = [
+    (OptimizerKind::Adam, 3e-4),
+    (OptimizerKind::Adam, 1e-3),
+    (OptimizerKind::Adam, 3e-3),
+    (OptimizerKind::Sgd, 0.03),
+    (OptimizerKind::Sgd, 0.1),
 ];
 
 // ANCHOR: tune
@@ -868,40 +757,46 @@ pub fn tune(
         (2 * TUNING_GRID.len() * config.epochs) as u64,
         "dropout --tune",
     );
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "| optimiser | network | final validation CE | final validation accuracy | lowest validation CE (epoch) |"
+    let mut table = Table::new(
+        &[
+            "optimiser",
+            "network",
+            "final validation CE",
+            "final validation accuracy",
+            "lowest validation CE (epoch)",
+        ],
+        "llrrr",
     );
-    let _ = writeln!(t, "|---|---|---:|---:|---:|");
     let mut runs = Vec::new();
     for (optimizer, lr) in TUNING_GRID {
         let c = Config {
-            optimizer,
-            lr,
+            optimizer: OptimizerConfig {
+                optimizer,
+                lr,
+                ..config.optimizer
+            },
             ..config.clone()
         };
         let name = match optimizer {
-            Optimizer::Adam => format!("Adam, lr {lr}"),
-            Optimizer::Sgd => format!("SGD, lr {lr}, momentum {}", c.momentum),
+            OptimizerKind::Adam => format!("Adam, lr {lr}"),
+            OptimizerKind::Sgd => format!("SGD, lr {lr}, momentum {}", c.optimizer.momentum),
         };
         let (plain, dropped) = train_both(&c, train_split, watch, seed, &progress)?;
         for (net, outcome) in [("no dropout", plain), ("dropout", dropped)] {
             match outcome {
                 Ok((_, r)) => {
                     let (last, best) = (r.last(), r.best_validation());
-                    let _ = writeln!(
-                        t,
-                        "| {name} | {net} | {:.4} | {} | {:.4} ({}) |",
-                        last.validation.loss,
+                    table.row([
+                        name.clone(),
+                        net.to_string(),
+                        format!("{:.4}", last.validation.loss),
                         pct(last.validation.accuracy),
-                        best.validation.loss,
-                        best.epoch
-                    );
+                        format!("{:.4} ({})", best.validation.loss, best.epoch),
+                    ]);
                     runs.push((name.clone(), net, Some(r)));
                 }
                 Err(e) if e.downcast_ref::<NonFinite>().is_some() => {
-                    let _ = writeln!(t, "| {name} | {net} | diverged | | |");
+                    table.row([&name, net, "diverged", "", ""]);
                     runs.push((name.clone(), net, None));
                 }
                 Err(e) => return Err(e),
@@ -909,6 +804,7 @@ pub fn tune(
         }
     }
     progress.finish_and_clear();
+    let mut t = table.to_string();
     let _ = writeln!(
         t,
         "\nEach network trained for {} epochs (batch {}) on {} images and scored on the {} \
@@ -921,16 +817,10 @@ pub fn tune(
     print!("{t}");
     run.write("tuning.md", t.as_bytes())?;
     let p = run.provenance();
-    let mut text = format!(
-        "The tuning table was produced by `{}` (seed {}) at commit `{}` on {} (2 threads: one per \
-         network), in {:.1} s of wall time",
-        p.command, p.seed, p.commit, p.cpu, p.wall_seconds
-    );
-    if let Some(cpu) = cpu_seconds() {
-        let _ = write!(text, " and {cpu:.1} s of CPU time");
-    }
-    text.push_str(".\n");
-    run.write("tuning-provenance.md", text.as_bytes())?;
+    run.write(
+        "tuning-provenance.md",
+        p.sentence("The tuning table was produced by").as_bytes(),
+    )?;
     let json = serde_json::to_string_pretty(&runs)?;
     run.write("tuning.json", json.as_bytes())?;
     Ok(())

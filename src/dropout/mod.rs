@@ -40,7 +40,7 @@ use crate::activation::{relu, relu_backward};
 use crate::float::Float;
 use crate::linear::LinearCache;
 use crate::mlp::Mlp;
-use crate::param::{ParamMut, Params};
+use crate::param::{ParamMut, ParamRef, Params};
 use ndarray::{Array, Array2, Dimension, Ix2};
 use rand::Rng;
 use rand::distr::{Bernoulli, Distribution};
@@ -205,7 +205,7 @@ impl<F: Float> DropoutMlp<F> {
             hidden: Vec::with_capacity(layers.len() - 1),
         };
         for (i, layer) in layers.iter().enumerate() {
-            let (a, c) = layer.forward(&h);
+            let (a, c) = layer.forward_owned(h);
             cache.linear.push(c);
             if i + 1 < layers.len() {
                 let (dropped, d) = self.hidden.forward_train(&relu(&a), rng);
@@ -230,15 +230,28 @@ impl<F: Float> DropoutMlp<F> {
     /// made `cache` (its masks, not new ones): accumulates every layer's gradients and returns
     /// `dL/dx`.
     pub fn backward(&mut self, cache: &DropoutMlpCache<F>, dz: &Array2<F>) -> Array2<F> {
+        let g = self.backward_hidden(cache, dz);
+        let g = self.mlp.layers[0].backward(&cache.linear[0], &g);
+        self.input.backward(&cache.input, &g)
+    }
+
+    /// [`DropoutMlp::backward`] without `dL/dx` (training on data needs no input gradient).
+    pub fn backward_params(&mut self, cache: &DropoutMlpCache<F>, dz: &Array2<F>) {
+        let g = self.backward_hidden(cache, dz);
+        self.mlp.layers[0].backward_params(&cache.linear[0], &g);
+    }
+
+    /// From the logits down to the first layer's pre-activation.
+    fn backward_hidden(&mut self, cache: &DropoutMlpCache<F>, dz: &Array2<F>) -> Array2<F> {
         let layers = &mut self.mlp.layers;
         let last = layers.len() - 1;
-        let mut g = layers[last].backward(&cache.linear[last], dz);
-        for i in (0..last).rev() {
-            g = self.hidden.backward(&cache.hidden[i], &g);
-            g = relu_backward(&cache.pre_activations[i], &g);
+        let mut g = dz.clone();
+        for i in (1..=last).rev() {
             g = layers[i].backward(&cache.linear[i], &g);
+            g = self.hidden.backward(&cache.hidden[i - 1], &g);
+            g = relu_backward(&cache.pre_activations[i - 1], &g);
         }
-        self.input.backward(&cache.input, &g)
+        g
     }
     // ANCHOR_END: model_backward
 }
@@ -246,5 +259,9 @@ impl<F: Float> DropoutMlp<F> {
 impl<F: Float> Params<F> for DropoutMlp<F> {
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
         self.mlp.visit(prefix, f);
+    }
+
+    fn visit_ref(&self, prefix: &str, f: &mut dyn FnMut(&str, ParamRef<'_, F>)) {
+        self.mlp.visit_ref(prefix, f);
     }
 }

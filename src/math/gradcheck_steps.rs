@@ -5,14 +5,13 @@
 use crate::gradcheck::TOLERANCE;
 use crate::math::finite_diff::{Problem, StepError, log_steps, sweep};
 use crate::plot::{Labels, Series, loglog_chart};
-use crate::runner::{CommonArgs, Run};
+use crate::runner::{CommonArgs, Run, chapter_dir};
 use anyhow::Result;
 use plotters::prelude::SeriesLabelPosition;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 /// The flags of `cargo run --release --example gradcheck_steps`.
 #[derive(Clone, Debug, clap::Parser)]
@@ -159,11 +158,6 @@ pub fn figure(report: &Report) -> Result<String> {
     )
 }
 
-/// The book's folder for this chapter's figure and table.
-pub fn chapter_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/math/gradient-checking")
-}
-
 // ANCHOR: program
 /// The program: sweep, print the table, write the figure, `results.md`, `provenance.md` and
 /// `results.json`.
@@ -174,7 +168,7 @@ pub fn run(cli: Cli) -> Result<()> {
     } else {
         cli.per_decade as usize
     };
-    let run = Run::new(common, &chapter_dir())?;
+    let run = Run::new(common, &chapter_dir("math/gradient-checking"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
     let report = experiment(per_decade, &mut rng);
     let table = results_table(&report);

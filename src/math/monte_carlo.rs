@@ -7,14 +7,13 @@
 
 use crate::math::probability::{kl_normal, kl_sample_std, monte_carlo_kl};
 use crate::plot::{Labels, Series, loglog_chart};
-use crate::runner::{CommonArgs, Run};
+use crate::runner::{CommonArgs, Run, chapter_dir};
 use anyhow::Result;
 use plotters::prelude::SeriesLabelPosition;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 /// The flags of `cargo run --release --example monte_carlo`.
 #[derive(Clone, Debug, clap::Parser)]
@@ -157,11 +156,6 @@ pub fn figure(report: &Report) -> Result<String> {
     )
 }
 
-/// The book's folder for this chapter's figure and table.
-pub fn chapter_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/math/probability")
-}
-
 // ANCHOR: program
 /// The program: estimate at every sample size, print the table, write the figure,
 /// `results.md`, `provenance.md` and `results.json`.
@@ -172,7 +166,7 @@ pub fn run(cli: Cli) -> Result<()> {
     } else {
         (sample_sizes(6), cli.repeats as usize)
     };
-    let run = Run::new(common, &chapter_dir())?;
+    let run = Run::new(common, &chapter_dir("math/probability"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
     let report = experiment(&sizes, repeats, &mut rng);
     let table = results_table(&report);

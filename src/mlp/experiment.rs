@@ -3,14 +3,14 @@
 //! test images.
 
 use crate::data::batches::{ordered_batches, shuffled_batches};
-use crate::data::mnist::{Mnist, Split};
+use crate::data::mnist::{MnistSplits, Split};
 use crate::loss::{accuracy, argmax_rows, cross_entropy_rows, softmax_cross_entropy};
 use crate::mlp::Mlp;
-use crate::optim::Adam;
-use crate::param::{count, grad_norm, zero_grads};
+use crate::optim::{OptimizerArgs, OptimizerConfig};
+use crate::param::count;
 use crate::plot::{Labels, Series, Tile, image_grid, line_chart};
-use crate::runner::{CommonArgs, Run, ensure_finite};
-use anyhow::{Context, Result};
+use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, train_step};
+use anyhow::Result;
 use indicatif::ProgressBar;
 
 use rand::SeedableRng;
@@ -29,8 +29,9 @@ pub struct Config {
     pub epochs: usize,
     /// Examples per step.
     pub batch_size: usize,
-    /// Adam's learning rate.
-    pub lr: f32,
+    /// The optimiser and its settings.
+    #[serde(flatten)]
+    pub optimizer: OptimizerConfig,
     /// How many of the last training images form the validation split.
     pub validation: usize,
 }
@@ -41,7 +42,7 @@ impl Default for Config {
             sizes: vec![784, 256, 256, 10],
             epochs: 20,
             batch_size: 128,
-            lr: 1e-3,
+            optimizer: OptimizerConfig::adam(1e-3),
             validation: 1000,
         }
     }
@@ -124,7 +125,7 @@ pub fn train(
     progress: &ProgressBar,
 ) -> Result<(Mlp<f32>, Report)> {
     let mut model = Mlp::<f32>::new(&config.sizes, rng);
-    let mut adam = Adam::new(config.lr);
+    let mut optimizer = config.optimizer.build();
     let score = |m: &Mlp<f32>, e: usize| score_all(m, e, train, validation, test);
     let mut history = vec![score(&model, 0)];
     let mut step = 0;
@@ -132,13 +133,12 @@ pub fn train(
         for idx in shuffled_batches(train.len(), config.batch_size, rng) {
             step += 1;
             let batch = train.select(&idx);
-            zero_grads(&mut model);
-            let (logits, cache) = model.forward(&batch.images);
-            let (loss, dlogits) = softmax_cross_entropy(&logits, &batch.labels);
-            ensure_finite(step, "training loss", f64::from(loss))?;
-            model.backward(&cache, &dlogits);
-            ensure_finite(step, "gradient norm", grad_norm(&mut model))?;
-            adam.step(&mut model);
+            train_step(step, &mut model, &mut optimizer, |model| {
+                let (logits, cache) = model.forward(&batch.images);
+                let (loss, dlogits) = softmax_cross_entropy(&logits, &batch.labels);
+                model.backward_params(&cache, &dlogits);
+                loss
+            })?;
         }
         history.push(score(&model, epoch));
         progress.inc(1);
@@ -149,7 +149,7 @@ pub fn train(
     }
     let report = Report {
         config: config.clone(),
-        params: count(&mut model),
+        params: count(&model),
         steps: step,
         history,
         mistakes: mistakes(&model, test),
@@ -200,9 +200,9 @@ pub struct Cli {
     #[command(flatten)]
     /// The flags every chapter program has.
     pub common: CommonArgs,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
+    #[command(flatten)]
+    /// `--optimizer`, `--lr`, `--momentum` (default: Adam, lr 0.001).
+    pub optimizer: OptimizerArgs,
     /// Examples per training step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_size: u64,
@@ -215,61 +215,28 @@ pub struct Cli {
     pub load: Option<std::path::PathBuf>,
 }
 
-/// The book's folder for this chapter's figures and tables.
-pub fn chapter_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/mlp")
-}
-
-/// The data the program trains on: `--data DIR` or the shipped subset; in `--quick` runs a slice.
-pub fn load_data(common: &CommonArgs) -> Result<(Split, Split, Split)> {
-    let mnist = match &common.data {
-        Some(dir) => Mnist::load(dir),
-        None => Mnist::shipped(),
-    }
-    .context("cannot load MNIST")?;
-    let validation_size = if common.quick { 200 } else { 1000 };
-    let (mut train, mut validation) = mnist.train.split_last(validation_size);
-    let mut test = mnist.test;
-    if common.quick {
-        let first = |s: &Split, n: usize| s.select(&(0..n.min(s.len())).collect::<Vec<_>>());
-        train = first(&train, 1000);
-        validation = first(&validation, 200);
-        test = first(&test, 500);
-    }
-    anyhow::ensure!(
-        !train.is_empty() && !validation.is_empty() && !test.is_empty(),
-        "the data has too few images for a training, a validation and a test split"
-    );
-    anyhow::ensure!(
-        train.rows * train.cols == 784 && test.rows * test.cols == 784,
-        "the MLP expects 28x28 images"
-    );
-    Ok((train, validation, test))
-}
-
 // ANCHOR: program
 /// The program: load, train, write figures and tables.
 pub fn run(cli: Cli) -> Result<()> {
     let common = &cli.common;
     let config = Config {
         epochs: common.epochs_or(Config::default().epochs, 2),
-        lr: cli.lr,
+        optimizer: cli.optimizer.resolve(Config::default().optimizer)?,
         batch_size: cli.batch_size as usize,
         ..Config::default()
     };
-    anyhow::ensure!(
-        cli.lr.is_finite() && cli.lr > 0.0,
-        "--lr must be a positive number, got {}",
-        cli.lr
-    );
     if let Some(file) = &cli.load {
         return evaluate_checkpoint(common, &config, file);
     }
-    let run = Run::new(common, &chapter_dir())?;
-    let (train_split, validation, test) = load_data(common)?;
+    let run = Run::new(common, &chapter_dir("mlp"))?;
+    let MnistSplits {
+        train: train_split,
+        validation,
+        test,
+    } = MnistSplits::load(&common.data_dir("mnist"), common.quick)?;
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
     let progress = run.progress(config.epochs as u64, "mlp");
-    let (mut model, report) = train(
+    let (model, report) = train(
         &config,
         &train_split,
         &validation,
@@ -279,7 +246,7 @@ pub fn run(cli: Cli) -> Result<()> {
     )?;
     progress.finish_and_clear();
     if let Some(file) = &cli.save {
-        crate::checkpoint::save(&mut model, "mlp", &describe(&config.sizes), file)?;
+        crate::checkpoint::save(&model, "mlp", &describe(&config.sizes), file)?;
     }
     let sizes = (train_split.len(), validation.len(), test.len());
     let table = results_table(&report, sizes);
@@ -292,13 +259,17 @@ pub fn run(cli: Cli) -> Result<()> {
 fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Result<()> {
     let mut model = Mlp::<f32>::new(&config.sizes, &mut ChaCha8Rng::seed_from_u64(0));
     crate::checkpoint::load(&mut model, "mlp", &describe(&config.sizes), file)?;
-    let (train_split, validation, test) = load_data(common)?;
+    let MnistSplits {
+        train: train_split,
+        validation,
+        test,
+    } = MnistSplits::load(&common.data_dir("mnist"), common.quick)?;
     let report = Report {
         config: Config {
             epochs: 0,
             ..config.clone()
         },
-        params: count(&mut model),
+        params: count(&model),
         steps: 0,
         history: vec![score_all(&model, 0, &train_split, &validation, &test)],
         mistakes: mistakes(&model, &test),
@@ -306,7 +277,7 @@ fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Res
     let table = results_table(&report, (train_split.len(), validation.len(), test.len()));
     print!("{table}");
     if common.out.is_some() {
-        let run = Run::new(common, &chapter_dir())?;
+        let run = Run::new(common, &chapter_dir("mlp"))?;
         run.write("results.md", table.as_bytes())?;
         write_mistakes(&run, &report, &test)?;
     }
@@ -316,29 +287,30 @@ fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Res
 /// The Markdown results table.
 pub fn results_table(report: &Report, (n_train, n_val, n_test): (usize, usize, usize)) -> String {
     let last = report.last();
-    let mut t = String::new();
-    let pct = |a: f64| format!("{:.2}%", 100.0 * a);
-    let _ = writeln!(t, "| split | images | cross-entropy | accuracy | error |");
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|");
+    let mut table = Table::new(
+        &["split", "images", "cross-entropy", "accuracy", "error"],
+        "lrrrr",
+    );
     for (name, n, s) in [
         ("train", n_train, last.train),
         ("validation", n_val, last.validation),
         ("test", n_test, last.test),
     ] {
-        let _ = writeln!(
-            t,
-            "| {name} | {n} | {:.4} | {} | {} |",
-            s.loss,
+        table.row([
+            name.to_string(),
+            n.to_string(),
+            format!("{:.4}", s.loss),
             pct(s.accuracy),
-            pct(1.0 - s.accuracy)
-        );
+            pct(1.0 - s.accuracy),
+        ]);
     }
+    let mut t = table.to_string();
     let _ = writeln!(
         t,
-        "\nNetwork {:?}, {} parameters; Adam (lr {}), batch {}, {} epochs, {} steps.",
+        "\nNetwork {:?}, {} parameters; {}, batch {}, {} epochs, {} steps.",
         report.config.sizes,
         report.params,
-        report.config.lr,
+        report.config.optimizer.describe(),
         report.config.batch_size,
         report.config.epochs,
         report.steps

@@ -16,8 +16,8 @@ pub mod experiment;
 use crate::activation::{Activation, relu, relu_backward};
 use crate::float::Float;
 use crate::linear::{Linear, LinearCache};
-use crate::param::{ParamMut, Params, join};
-use ndarray::{Array, Array2, Dimension};
+
+use ndarray::{Array, Array2, ArrayRef2, Dimension};
 use rand::Rng;
 
 // ANCHOR: mlp
@@ -59,28 +59,27 @@ impl<F: Float> Mlp<F> {
 
     // ANCHOR: forward
     /// The logits for a batch `x` (`[batch, input]`), keeping what backward needs.
-    pub fn forward(&self, x: &Array2<F>) -> (Array2<F>, MlpCache<F>) {
+    pub fn forward(&self, x: &ArrayRef2<F>) -> (Array2<F>, MlpCache<F>) {
         let mut cache = MlpCache {
             linear: Vec::with_capacity(self.layers.len()),
             pre_activations: Vec::with_capacity(self.layers.len() - 1),
         };
-        let mut h = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (a, c) = layer.forward(&h);
+        let (mut h, c) = self.layers[0].forward(x);
+        cache.linear.push(c);
+        for layer in &self.layers[1..] {
+            // The ReLU's output moves into the next layer's cache; its input stays for the
+            // ReLU's backward pass.
+            let (a, c) = layer.forward_owned(relu(&h));
+            cache.pre_activations.push(h);
             cache.linear.push(c);
-            if i + 1 < self.layers.len() {
-                h = relu(&a);
-                cache.pre_activations.push(a);
-            } else {
-                h = a;
-            }
+            h = a;
         }
         (h, cache)
     }
     // ANCHOR_END: forward
 
     /// The logits without a cache (evaluation).
-    pub fn infer(&self, x: &Array2<F>) -> Array2<F> {
+    pub fn infer(&self, x: &ArrayRef2<F>) -> Array2<F> {
         let mut h = self.layers[0].infer(x);
         for layer in &self.layers[1..] {
             h = layer.infer(&relu(&h));
@@ -91,25 +90,32 @@ impl<F: Float> Mlp<F> {
     // ANCHOR: backward
     /// Backpropagates `dz = dL/dlogits`: accumulates every layer's gradients and returns
     /// `dL/dx`.
-    pub fn backward(&mut self, cache: &MlpCache<F>, dz: &Array2<F>) -> Array2<F> {
+    pub fn backward(&mut self, cache: &MlpCache<F>, dz: &ArrayRef2<F>) -> Array2<F> {
+        let g = self.backward_hidden(cache, dz);
+        self.layers[0].backward(&cache.linear[0], &g)
+    }
+
+    /// [`Mlp::backward`] without `dL/dx`, for training on data, whose gradient nobody needs.
+    pub fn backward_params(&mut self, cache: &MlpCache<F>, dz: &ArrayRef2<F>) {
+        let g = self.backward_hidden(cache, dz);
+        self.layers[0].backward_params(&cache.linear[0], &g);
+    }
+
+    /// Backpropagates from the logits down to the first layer's output: returns the gradient
+    /// with respect to the first layer's pre-activation.
+    fn backward_hidden(&mut self, cache: &MlpCache<F>, dz: &ArrayRef2<F>) -> Array2<F> {
         let last = self.layers.len() - 1;
-        let mut g = self.layers[last].backward(&cache.linear[last], dz);
-        for i in (0..last).rev() {
-            g = relu_backward(&cache.pre_activations[i], &g);
+        let mut g = dz.to_owned();
+        for i in (1..=last).rev() {
             g = self.layers[i].backward(&cache.linear[i], &g);
+            g = relu_backward(&cache.pre_activations[i - 1], &g);
         }
         g
     }
     // ANCHOR_END: backward
 }
 
-impl<F: Float> Params<F> for Mlp<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit(&join(prefix, &format!("layers.{i}")), f);
-        }
-    }
-}
+crate::impl_params!(Mlp<F> { layers });
 
 // ANCHOR: feed_forward
 /// The position-wise feed-forward block: `FF(x) = act(x W_1 + b_1) W_2 + b_2`, widening from `d`
@@ -201,12 +207,7 @@ fn from_rows<F: Float, D: Dimension>(y: Array2<F>, shape: D) -> Array<F, D> {
         .expect("the block keeps the number of elements")
 }
 
-impl<F: Float> Params<F> for FeedForward<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        self.up.visit(&join(prefix, "up"), f);
-        self.down.visit(&join(prefix, "down"), f);
-    }
-}
+crate::impl_params!(FeedForward<F> { up, down });
 
 // ANCHOR: residual
 /// A feed-forward block with a residual (skip) connection: `y = x + FF(x)`.
@@ -238,8 +239,4 @@ impl<F: Float> Residual<F> {
 }
 // ANCHOR_END: residual
 
-impl<F: Float> Params<F> for Residual<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        self.block.visit(&join(prefix, "block"), f);
-    }
-}
+crate::impl_params!(Residual<F> { block });

@@ -6,13 +6,12 @@
 use crate::data::text::{Corpus, SHIPPED_NAME};
 use crate::ngram::{NGram, Smoothing};
 use crate::plot::{Labels, Series, line_chart};
-use crate::runner::{CommonArgs, Run};
+use crate::runner::{CommonArgs, Run, chapter_dir};
 use anyhow::{Context, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 // ANCHOR: config
 /// The experiment's settings.
@@ -181,13 +180,14 @@ pub fn experiment(
 #[command(
     name = "ngram",
     about = "Count character n-gram models on the novel, score them in bits per character and sample from them",
-    after_help = "For this program, --data names a UTF-8 text file (or a folder holding pride-and-prejudice.txt), \
-                  and --epochs does not apply: the models are counted in a single pass over the text."
+    after_help = "For this program, --data DIR reads the UTF-8 text DIR/text/pride-and-prejudice.txt \
+                  (any text under that name), and --epochs does not apply: the models are counted in a \
+                  single pass over the text."
 )]
 pub struct Cli {
     #[command(flatten)]
-    /// The flags every chapter program has (`--data` may name a text file, or a folder holding
-    /// `pride-and-prejudice.txt`; `--epochs` does not apply to counting).
+    /// The flags every chapter program has (`--data DIR` reads `DIR/text/pride-and-prejudice.txt`;
+    /// `--epochs` does not apply to counting).
     pub common: CommonArgs,
     /// The highest order counted (1 is the unigram model).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8))]
@@ -200,20 +200,10 @@ pub struct Cli {
     pub prompt: String,
 }
 
-/// The book's folder for this chapter's figures and tables.
-pub fn chapter_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/nlp")
-}
-
-/// The text the program reads: `--data` (a file, or a folder holding the novel's file name),
-/// or the shipped novel.
+/// The text the program reads: `text/pride-and-prejudice.txt` in the `--data` folder, or the
+/// shipped novel.
 pub fn load_corpus(common: &CommonArgs) -> Result<Corpus> {
-    let corpus = match &common.data {
-        Some(p) if p.is_dir() => Corpus::load(&p.join(SHIPPED_NAME)),
-        Some(p) => Corpus::load(p),
-        None => Corpus::shipped(),
-    };
-    corpus.context("cannot load the text")
+    Corpus::load(&common.data_dir("text").join(SHIPPED_NAME)).context("cannot load the text")
 }
 
 // ANCHOR: program
@@ -236,7 +226,7 @@ pub fn run(cli: Cli) -> Result<()> {
         prompt: cli.prompt.clone(),
         ..Config::default()
     };
-    let run = Run::new(common, &chapter_dir())?;
+    let run = Run::new(common, &chapter_dir("nlp"))?;
     let corpus = load_corpus(common)?;
     let (mut train, mut validation, mut test) = corpus.split();
     if common.quick {

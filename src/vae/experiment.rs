@@ -7,13 +7,12 @@
 //! manifold and the scatter of the test set's posterior means.
 
 use crate::data::batches::{ordered_batches, shuffled_batches};
-use crate::data::mnist::Split;
-use crate::dropout::experiment::{cpu_seconds, load_average};
-use crate::mlp::experiment::load_data;
-use crate::optim::Adam;
-use crate::param::{count, grad_norm, zero_grads};
+use crate::data::mnist::{MnistSplits, Split};
+
+use crate::optim::{OptimizerArgs, OptimizerConfig};
+use crate::param::count;
 use crate::plot::{Labels, Series, Tile, image_grid, label_scatter, line_chart};
-use crate::runner::{CommonArgs, NonFinite, Run, ensure_finite};
+use crate::runner::{CommonArgs, NonFinite, Run, Table, chapter_dir, train_step};
 use crate::vae::{Likelihood, Vae, standard_normal};
 use anyhow::Result;
 use indicatif::ProgressBar;
@@ -40,8 +39,9 @@ pub struct Config {
     pub epochs: usize,
     /// Examples per step.
     pub batch_size: usize,
-    /// Adam's learning rate.
-    pub lr: f32,
+    /// The optimiser and its settings.
+    #[serde(flatten)]
+    pub optimizer: OptimizerConfig,
     /// The weight of the KL term in the training loss (1 for the ELBO).
     pub kl_weight: f32,
     /// Importance samples per test image for the log-likelihood estimate.
@@ -65,7 +65,7 @@ impl Default for Config {
             threshold: 0.5,
             epochs: 30,
             batch_size: 128,
-            lr: 1e-3,
+            optimizer: OptimizerConfig::adam(1e-3),
             kl_weight: 1.0,
             importance_samples: 1000,
             importance_images: 2000,
@@ -238,7 +238,7 @@ pub fn train(
         config.likelihood,
         &mut init,
     );
-    let mut adam = Adam::new(config.lr);
+    let mut optimizer = config.optimizer.build::<f32>();
     let score = |m: &Vae<f32>, epoch, step_loss| Epoch {
         epoch,
         train: evaluate(m, train, seed),
@@ -253,14 +253,11 @@ pub fn train(
         for idx in &batches {
             step += 1;
             let x = train.images.select(Axis(0), idx);
-            zero_grads(&mut model);
-            let (elbo, cache) = model.forward_train(&x, &mut noise);
-            let loss = elbo.loss(config.kl_weight);
-            ensure_finite(step, "training loss", f64::from(loss))?;
-            loss_sum += f64::from(loss);
-            model.backward(&cache, config.kl_weight);
-            ensure_finite(step, "gradient norm", grad_norm(&mut model))?;
-            adam.step(&mut model);
+            loss_sum += train_step(step, &mut model, &mut optimizer, |model| {
+                let (elbo, cache) = model.forward_train(&x, &mut noise);
+                model.backward_params(&cache, config.kl_weight);
+                elbo.loss(config.kl_weight)
+            })?;
         }
         history.push(score(&model, epoch, loss_sum / batches.len() as f64));
         progress.inc(1);
@@ -268,7 +265,7 @@ pub fn train(
     let report = TrainReport {
         latent,
         kl_weight: config.kl_weight,
-        params: count(&mut model),
+        params: count(&model),
         steps: step,
         history,
     };
@@ -369,9 +366,9 @@ pub struct Cli {
     #[command(flatten)]
     /// The flags every chapter program has.
     pub common: CommonArgs,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f32,
+    /// The optimiser flags (default: Adam, learning rate 0.001).
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
     /// Examples per training step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_size: u64,
@@ -413,11 +410,6 @@ impl Cli {
     pub fn config(&self) -> Result<Config> {
         let common = &self.common;
         anyhow::ensure!(
-            self.lr.is_finite() && self.lr > 0.0,
-            "--lr must be a positive number, got {}",
-            self.lr
-        );
-        anyhow::ensure!(
             self.kl_weight.is_finite() && self.kl_weight >= 0.0,
             "--kl-weight must be a number >= 0, got {}",
             self.kl_weight
@@ -430,7 +422,7 @@ impl Cli {
             likelihood: self.decoder,
             epochs: common.epochs_or(defaults.epochs, 3),
             batch_size: self.batch_size as usize,
-            lr: self.lr,
+            optimizer: self.optimizer.resolve(defaults.optimizer)?,
             kl_weight: self.kl_weight,
             importance_samples: if quick {
                 (self.importance_samples as usize).min(20)
@@ -454,29 +446,12 @@ impl Cli {
     }
 }
 
-/// The book's folder for this chapter's figures and tables.
-pub fn chapter_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/vae")
-}
-
-/// Pixels above `threshold` become 1, the others 0.
-pub fn binarise(split: &Split, threshold: f32) -> Split {
-    Split {
-        images: split.images.mapv(|p| if p > threshold { 1.0 } else { 0.0 }),
-        ..split.clone()
-    }
-}
-
-/// The three splits, binarised for the Bernoulli decoder.
-fn splits(common: &CommonArgs, config: &Config) -> Result<(Split, Split, Split)> {
-    let (train, validation, test) = load_data(common)?;
+/// The three MNIST splits, binarised for the Bernoulli decoder, grey levels for the Gaussian.
+fn splits(common: &CommonArgs, config: &Config) -> Result<MnistSplits> {
+    let splits = MnistSplits::load(&common.data_dir("mnist"), common.quick)?;
     Ok(match config.likelihood {
-        Likelihood::Bernoulli => (
-            binarise(&train, config.threshold),
-            binarise(&validation, config.threshold),
-            binarise(&test, config.threshold),
-        ),
-        Likelihood::Gaussian => (train, validation, test),
+        Likelihood::Bernoulli => splits.binarised(config.threshold),
+        Likelihood::Gaussian => splits,
     })
 }
 
@@ -522,10 +497,14 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(file) = &cli.load {
         return evaluate_checkpoint(common, &config, file);
     }
-    let run = Run::new(common, &chapter_dir())?;
-    let load_at_start = load_average();
-    let (train_split, validation, test) = splits(common, &config)?;
+    let mut run = Run::new(common, &chapter_dir("vae"))?;
+    let MnistSplits {
+        train: train_split,
+        validation,
+        test,
+    } = splits(common, &config)?;
     if cli.tune {
+        run.set_threads(2, Some("the runs side by side"));
         return tune(&run, &config, common.seed, &train_split, &validation);
     }
     let runs = if config.latent_2d { 2 } else { 1 };
@@ -547,10 +526,10 @@ pub fn run(cli: Cli) -> Result<()> {
         (main, two_d)
     });
     progress.finish_and_clear();
-    let (mut model, main) = main?;
+    let (model, main) = main?;
     let two_d = two_d.transpose()?;
     if let Some(file) = &cli.save {
-        crate::checkpoint::save(&mut model, "vae", &describe(&config), file)?;
+        crate::checkpoint::save(&model, "vae", &describe(&config), file)?;
     }
     let (test_score, importance, mean_var) = score_test(&model, &test, &config, seed);
     let n = config.variance_images.min(test.len());
@@ -586,7 +565,11 @@ pub fn run(cli: Cli) -> Result<()> {
         seed,
     )?;
     run.write("results.md", table.as_bytes())?;
-    write_record(&run, &report, load_at_start)
+    run.set_threads(
+        2,
+        Some("the two models train side by side, the importance sampling runs in two halves"),
+    );
+    run.write_record("provenance.md", "results.json", &report)
 }
 // ANCHOR_END: program
 
@@ -600,20 +583,22 @@ fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Res
         &mut ChaCha8Rng::seed_from_u64(0),
     );
     crate::checkpoint::load(&mut model, "vae", &describe(config), file)?;
-    let (_, validation, test) = splits(common, config)?;
+    let MnistSplits {
+        validation, test, ..
+    } = splits(common, config)?;
     let (score, importance, mean_var) = score_test(&model, &test, config, common.seed);
     let active = mean_var.iter().filter(|&&v| v > ACTIVE_THRESHOLD).count();
     let v = evaluate(&model, &validation, common.seed);
-    let mut t = String::new();
-    let _ = writeln!(t, "| split | negative ELBO | reconstruction | KL |");
-    let _ = writeln!(t, "|---|---:|---:|---:|");
+    let mut table = Table::new(&["split", "negative ELBO", "reconstruction", "KL"], "lrrr");
     for (name, s) in [("validation", v), ("test", score)] {
-        let _ = writeln!(
-            t,
-            "| {name} | {:.2} | {:.2} | {:.2} |",
-            s.neg_elbo, s.reconstruction, s.kl
-        );
+        table.row([
+            name.to_string(),
+            format!("{:.2}", s.neg_elbo),
+            format!("{:.2}", s.reconstruction),
+            format!("{:.2}", s.kl),
+        ]);
     }
+    let mut t = table.to_string();
     let _ = writeln!(
         t,
         "\nImportance-sampled test NLL (k = {}, {} images): {:.2} nats; {active} active units of {}.",
@@ -621,32 +606,36 @@ fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Res
     );
     print!("{t}");
     if common.out.is_some() {
-        Run::new(common, &chapter_dir())?.write("results.md", t.as_bytes())?;
+        Run::new(common, &chapter_dir("vae"))?.write("results.md", t.as_bytes())?;
     }
     Ok(())
 }
 
-/// The Markdown results table.
+/// The Markdown results table: the three splits, the importance-sampled likelihood, the
+/// active units, the estimators' variances, the two-dimensional model and the paper's numbers.
 pub fn results_table(report: &Report) -> String {
     let c = &report.config;
     let (n_train, n_val, n_test) = report.sizes;
     let last = report.main.history.last().expect("epoch 0 at least");
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "| split | images | negative ELBO | reconstruction | KL |\n|---|---:|---:|---:|---:|"
+    let nats = |v: f64| format!("{v:.2}");
+    let mut splits = Table::new(
+        &["split", "images", "negative ELBO", "reconstruction", "KL"],
+        "lrrrr",
     );
     for (name, n, s) in [
         ("train", n_train, last.train),
         ("validation", n_val, last.validation),
         ("test", n_test, report.test),
     ] {
-        let _ = writeln!(
-            t,
-            "| {name} | {n} | {:.2} | {:.2} | {:.2} |",
-            s.neg_elbo, s.reconstruction, s.kl
-        );
+        splits.row([
+            name.to_string(),
+            n.to_string(),
+            nats(s.neg_elbo),
+            nats(s.reconstruction),
+            nats(s.kl),
+        ]);
     }
+    let mut t = splits.to_string();
     let data = match c.likelihood {
         Likelihood::Bernoulli => format!("binarised at {}", c.threshold),
         Likelihood::Gaussian => "grey levels in [0, 1]".to_string(),
@@ -654,31 +643,37 @@ pub fn results_table(report: &Report) -> String {
     let _ = writeln!(
         t,
         "\nNats per image, one sample of z per image, after epoch {}. Encoder 784-{h}-({l} + {l}), \
-         decoder {l}-{h}-784 ({:?}), ReLU hidden layers, {} parameters; pixels {data}; Adam (lr {}), \
-         batch {}, {} steps.",
+         decoder {l}-{h}-784 ({:?}), ReLU hidden layers, {} parameters; pixels {data}; {}, batch \
+         {}, {} steps; KL weight {} in training.",
         last.epoch,
         c.likelihood,
         report.main.params,
-        c.lr,
+        c.optimizer.describe(),
         c.batch_size,
         report.main.steps,
+        c.kl_weight,
         h = c.hidden,
         l = c.latent,
     );
     let imp = &report.importance;
-    let _ = writeln!(
-        t,
-        "\n| test estimate ({} images) | nats per image |\n|---|---:|\n\
-         | negative ELBO (one sample) | {:.2} |\n\
-         | importance-sampled NLL, k = {} | {:.2} (standard error {:.2}) |\n\
-         | gap: how loose the bound is | {:.2} |",
-        imp.images,
-        imp.neg_elbo,
-        imp.samples,
-        imp.nll,
-        imp.nll_se,
-        imp.neg_elbo - imp.nll
+    let mut bound = Table::new(
+        &[
+            &format!("test estimate ({} images)", imp.images),
+            "nats per image",
+        ],
+        "lr",
     );
+    bound
+        .row(["negative ELBO (one sample)".to_string(), nats(imp.neg_elbo)])
+        .row([
+            format!("importance-sampled NLL, k = {}", imp.samples),
+            format!("{} (standard error {})", nats(imp.nll), nats(imp.nll_se)),
+        ])
+        .row([
+            "gap: how loose the bound is".to_string(),
+            nats(imp.neg_elbo - imp.nll),
+        ]);
+    let _ = write!(t, "\n{bound}");
     let _ = writeln!(
         t,
         "\nActive latent units (variance of the posterior mean over the test images above {}): \
@@ -692,59 +687,86 @@ pub fn results_table(report: &Report) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let reparam = report.variance.first().map_or(f64::NAN, |v| v.mu);
-    let reparam_lv = report.variance.first().map_or(f64::NAN, |v| v.logvar);
     let _ = writeln!(
         t,
         "\nVariance of one sample's estimate of the gradient of E_q[ln p(x | z)] with respect to \
-         the posterior's parameters, on the trained model (mean over {} test images and the \
-         {} coordinates of each; {} samples per image):\n",
+         the posterior's parameters, on the trained model (mean over {} test images and the {} \
+         coordinates of each; {} samples per image):\n",
         c.variance_images, c.latent, c.variance_samples
     );
-    let _ = writeln!(
-        t,
-        "| estimator | variance, d/d mu | times reparam. | variance, d/d log sigma^2 | times reparam. |\n|---|---:|---:|---:|---:|"
+    let base = report
+        .variance
+        .first()
+        .map_or((f64::NAN, f64::NAN), |v| (v.mu, v.logvar));
+    let mut variance = Table::new(
+        &[
+            "estimator",
+            "variance, d/d mu",
+            "times reparam.",
+            "variance, d/d log sigma^2",
+            "times reparam.",
+        ],
+        "lrrrr",
     );
     for v in &report.variance {
-        let _ = writeln!(
-            t,
-            "| {} | {:.4} | {:.0} | {:.4} | {:.0} |",
-            v.estimator,
-            v.mu,
-            v.mu / reparam,
-            v.logvar,
-            v.logvar / reparam_lv
-        );
+        variance.row([
+            v.estimator.clone(),
+            format!("{:.4}", v.mu),
+            format!("{:.0}", v.mu / base.0),
+            format!("{:.4}", v.logvar),
+            format!("{:.0}", v.logvar / base.1),
+        ]);
     }
+    t.push_str(&variance.to_string());
     if let Some(two) = &report.two_d {
         let l = two.run.history.last().expect("epoch 0 at least");
         let _ = writeln!(
             t,
             "\nThe same model with a two-dimensional latent space, trained beside it with the same \
-             settings: negative ELBO {:.2} (train), {:.2} (validation), **{:.2}** (test), of which \
-             KL {:.2} on the test images.",
-            l.train.neg_elbo, l.validation.neg_elbo, two.test.neg_elbo, two.test.kl
+             settings: negative ELBO {} (train), {} (validation), **{}** (test), of which KL {} \
+             on the test images.",
+            nats(l.train.neg_elbo),
+            nats(l.validation.neg_elbo),
+            nats(two.test.neg_elbo),
+            nats(two.test.kl)
         );
     }
     if c.likelihood == Likelihood::Bernoulli {
         let _ = writeln!(
             t,
             "\nThe paper's MNIST results (Kingma and Welling, 2014, Figure 2) are curves of the \
-             lower bound against the number of training images seen; read off by eye at the end of \
-             training (10^8 images seen), its test curve for 20 latent dimensions ends near:\n\n\
-             | model (paper) | latent dimensions | test negative ELBO, nats |\n|---|---:|---:|\n\
-             | AEVB, 500 tanh hidden units, Adagrad | 20 | roughly 100 (read off the plot) |\n\
-             | this run, {} ReLU hidden units, Adam | {} | {:.2} |",
-            c.hidden, c.latent, report.test.neg_elbo
+             lower bound against the number of training images seen, with no table; read off by \
+             eye at the end of training (10^8 images seen), its test curve for 20 latent \
+             dimensions ends near:\n"
         );
+        let mut paper = Table::new(
+            &["model", "latent dimensions", "test negative ELBO, nats"],
+            "lrr",
+        );
+        paper
+            .row([
+                "paper: AEVB, 500 tanh hidden units, Adagrad",
+                "20",
+                "roughly 100 (read off the plot)",
+            ])
+            .row([
+                format!(
+                    "this run: {} ReLU hidden units, {}",
+                    c.hidden,
+                    c.optimizer.describe()
+                ),
+                c.latent.to_string(),
+                nats(report.test.neg_elbo),
+            ]);
+        t.push_str(&paper.to_string());
         let _ = writeln!(
             t,
             "\nWhat differs: the paper trains on the full MNIST training set, seeing 10^8 images \
-             (thousands of passes), and evaluates on the official test images; we train on {n_train} images \
-             for {} passes and test on {n_test} images carved from the official training set. \
-             The paper does not say how it binarised the pixels; we threshold at {}. Its networks \
-             have 500 tanh hidden units and are trained with Adagrad and weight decay; ours have {} \
-             ReLU units and are trained with Adam.",
+             (thousands of passes), and evaluates on the official test images; we train on \
+             {n_train} images for {} passes and test on {n_test} images carved from the official \
+             training set. The paper does not say how it binarised the pixels; we threshold at {}. \
+             Its networks have 500 tanh hidden units and are trained with Adagrad and weight \
+             decay; ours have {} ReLU units and are trained with Adam.",
             c.epochs, c.threshold, c.hidden
         );
     }
@@ -906,52 +928,6 @@ fn write_manifold(run: &Run, model: &Vae<f32>, rows: usize, cols: usize) -> Resu
     Ok(())
 }
 
-/// Writes `provenance.md` (with CPU time and the machine's load) and `results.json`.
-fn write_record(run: &Run, report: &Report, load_at_start: Option<f64>) -> Result<()> {
-    let mut provenance = run.provenance();
-    provenance.threads = 2;
-    let cpu = cpu_seconds();
-    let load_at_end = load_average();
-    let mut text = format!(
-        "Produced by `{}` (seed {}) at commit `{}` on {} (2 threads: the two models train side by \
-         side, the importance sampling is split in two), in {:.1} s of wall time",
-        provenance.command,
-        provenance.seed,
-        provenance.commit,
-        provenance.cpu,
-        provenance.wall_seconds
-    );
-    if let Some(cpu) = cpu {
-        let _ = write!(
-            text,
-            " and {cpu:.1} s of CPU time (user + system, both threads)"
-        );
-    }
-    if let (Some(a), Some(b)) = (load_at_start, load_at_end) {
-        let _ = write!(
-            text,
-            "; the one-minute load average of the machine was {a:.1} at the start and {b:.1} at \
-             the end"
-        );
-    }
-    text.push_str(".\n");
-    run.write("provenance.md", text.as_bytes())?;
-    #[derive(Serialize)]
-    struct Json<'a> {
-        report: &'a Report,
-        provenance: crate::runner::Provenance,
-        cpu_seconds: Option<f64>,
-        load_average: (Option<f64>, Option<f64>),
-    }
-    let json = serde_json::to_string_pretty(&Json {
-        report,
-        provenance,
-        cpu_seconds: cpu,
-        load_average: (load_at_start, load_at_end),
-    })?;
-    run.write("results.json", json.as_bytes())
-}
-
 /// The settings `--tune` compares: Adam's learning rate and the KL weight. The last row keeps
 /// the middle learning rate but weights the KL by 784, which is what averaging the
 /// reconstruction term over the pixels instead of summing it amounts to (Adam ignores the
@@ -975,7 +951,7 @@ pub fn tune(
             .iter()
             .map(|&(lr, kl_weight)| {
                 let c = Config {
-                    lr,
+                    optimizer: OptimizerConfig::adam(lr),
                     kl_weight,
                     ..config.clone()
                 };
@@ -989,10 +965,16 @@ pub fn tune(
             .collect()
     });
     progress.finish_and_clear();
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "| Adam learning rate | KL weight | final validation negative ELBO | lowest (epoch) | validation KL | active units |\n|---|---:|---:|---:|---:|---:|"
+    let mut table = Table::new(
+        &[
+            "Adam learning rate",
+            "KL weight",
+            "final validation negative ELBO",
+            "lowest (epoch)",
+            "validation KL",
+            "active units",
+        ],
+        "rrrrrr",
     );
     let mut runs = Vec::new();
     for (&(lr, kl_weight), outcome) in TUNING_GRID.iter().zip(outcomes) {
@@ -1007,24 +989,25 @@ pub fn tune(
                     .iter()
                     .filter(|&&v| v > ACTIVE_THRESHOLD)
                     .count();
-                let _ = writeln!(
-                    t,
-                    "| {lr} | {kl_weight} | {:.2} | {:.2} ({}) | {:.2} | {active} of {} |",
-                    last.validation.neg_elbo,
-                    best.validation.neg_elbo,
-                    best.epoch,
-                    last.validation.kl,
-                    config.latent
-                );
+                table.row([
+                    lr.to_string(),
+                    kl_weight.to_string(),
+                    format!("{:.2}", last.validation.neg_elbo),
+                    format!("{:.2} ({})", best.validation.neg_elbo, best.epoch),
+                    format!("{:.2}", last.validation.kl),
+                    format!("{active} of {}", config.latent),
+                ]);
                 runs.push((lr, kl_weight, Some(r)));
             }
             Err(e) if e.downcast_ref::<NonFinite>().is_some() => {
-                let _ = writeln!(t, "| {lr} | {kl_weight} | diverged | | | |");
+                let (l, k) = (lr.to_string(), kl_weight.to_string());
+                table.row([l.as_str(), k.as_str(), "diverged", "", "", ""]);
                 runs.push((lr, kl_weight, None));
             }
             Err(e) => return Err(e),
         }
     }
+    let mut t = table.to_string();
     let _ = writeln!(
         t,
         "\nEach run trained the {}-latent model for {} epochs (batch {}) on {} images and was \
@@ -1039,16 +1022,10 @@ pub fn tune(
     print!("{t}");
     run.write("tuning.md", t.as_bytes())?;
     let p = run.provenance();
-    let mut text = format!(
-        "The tuning table was produced by `{}` (seed {}) at commit `{}` on {} (four runs side by \
-         side on the machine's cores), in {:.1} s of wall time",
-        p.command, p.seed, p.commit, p.cpu, p.wall_seconds
-    );
-    if let Some(cpu) = cpu_seconds() {
-        let _ = write!(text, " and {cpu:.1} s of CPU time");
-    }
-    text.push_str(".\n");
-    run.write("tuning-provenance.md", text.as_bytes())?;
+    run.write(
+        "tuning-provenance.md",
+        p.sentence("The tuning table was produced by").as_bytes(),
+    )?;
     run.write(
         "tuning.json",
         serde_json::to_string_pretty(&runs)?.as_bytes(),

@@ -30,7 +30,7 @@ use crate::activation::sigmoid;
 use crate::float::{Float, c};
 use crate::math::probability::kl_normal;
 use crate::mlp::{Mlp, MlpCache};
-use crate::param::{Param1, ParamMut, Params, join};
+use crate::param::Param1;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip, concatenate, s};
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -294,6 +294,21 @@ impl<F: Float> Vae<F> {
     /// `dL/dx` (`[batch, input]`), which has two parts, through the encoder and through the
     /// reconstruction term, where `x` is the target.
     pub fn backward(&mut self, cache: &VaeCache<F>, kl_weight: F) -> Array2<F> {
+        let (dh, dx_target) = self.backward_to_encoder(cache, kl_weight);
+        self.encoder.backward(&cache.encoder, &dh) + dx_target
+    }
+
+    /// [`Vae::backward`] without `dL/dx`, for training, where nobody needs it (it saves the
+    /// largest matrix product of the backward pass).
+    pub fn backward_params(&mut self, cache: &VaeCache<F>, kl_weight: F) {
+        let (dh, _) = self.backward_to_encoder(cache, kl_weight);
+        self.encoder.backward_params(&cache.encoder, &dh);
+    }
+
+    /// The backward pass down to the encoder's output: returns the gradient with respect to
+    /// `[mu | raw logvar]` (`[batch, 2 latent]`) and the reconstruction term's gradient with
+    /// respect to the target `x`.
+    fn backward_to_encoder(&mut self, cache: &VaeCache<F>, kl_weight: F) -> (Array2<F>, Array2<F>) {
         let n = F::of(cache.x.nrows() as f64);
         let half = c::<F>(0.5);
         // The reconstruction term: its gradient with respect to the decoder's outputs, and
@@ -327,6 +342,7 @@ impl<F: Float> Vae<F> {
             .and(&cache.eps)
             .and(&cache.sigma)
             .map_collect(|&g, &e, &s| g * e * s * half + beta * half * (s * s - F::one()));
+        // A clamped log-variance does not move with the encoder's output: no gradient.
         Zip::from(&mut dlogvar)
             .and(&cache.inside)
             .for_each(|g, &inside| {
@@ -334,8 +350,7 @@ impl<F: Float> Vae<F> {
                     *g = F::zero();
                 }
             });
-        let dh = concatenate![Axis(1), dmu, dlogvar];
-        self.encoder.backward(&cache.encoder, &dh) + dx_target
+        (concatenate![Axis(1), dmu, dlogvar], dx_target)
     }
     // ANCHOR_END: backward
 
@@ -471,15 +486,7 @@ pub struct GradientEstimates {
     pub score_function_baseline: Array2<f64>,
 }
 
-impl<F: Float> Params<F> for Vae<F> {
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, ParamMut<'_, F>)) {
-        self.encoder.visit(&join(prefix, "encoder"), f);
-        self.decoder.visit(&join(prefix, "decoder"), f);
-        if let Some(p) = &mut self.log_sigma {
-            f(&join(prefix, "log_sigma"), p.view_mut());
-        }
-    }
-}
+crate::impl_params!(Vae<F> { encoder, decoder, log_sigma });
 
 // ANCHOR: terms
 /// `KL(N(mu, exp(logvar)) || N(0, I))` of every row, the sum over coordinates of the
