@@ -762,7 +762,7 @@ pub fn results_table(report: &Report) -> String {
         let _ = writeln!(
             t,
             "\nWhat differs: the paper trains on the full MNIST training set, seeing 10^8 images \
-             (thousands of passes), and evaluates on the official test images; we train on \
+             (more than a thousand passes), and evaluates on the official test images; we train on \
              {n_train} images for {} passes and test on {n_test} images carved from the official \
              training set. The paper does not say how it binarised the pixels; we threshold at {}. \
              Its networks have 500 tanh hidden units and are trained with Adagrad and weight \
