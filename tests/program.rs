@@ -21,12 +21,16 @@ fn quick_run_writes_well_formed_outputs_and_the_loss_falls() {
         "results.md",
         "provenance.md",
         "results.json",
+        "seeds.md",
+        "init.md",
+        "init.json",
+        "weights.svg",
     ] {
         let bytes =
             std::fs::read(dir.path().join(name)).unwrap_or_else(|_| panic!("{name} missing"));
         assert!(bytes.len() > 100, "{name} is nearly empty");
     }
-    for svg in ["loss.svg", "accuracy.svg", "mistakes.svg"] {
+    for svg in ["loss.svg", "accuracy.svg", "mistakes.svg", "weights.svg"] {
         let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
         assert!(
             text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
@@ -54,6 +58,37 @@ fn quick_run_writes_well_formed_outputs_and_the_loss_falls() {
     let table = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
     assert!(table.contains("| test | 500 |"), "{table}");
     assert_eq!(json["provenance"]["seed"], 3);
+    // The seeds table has the run's own seed first, then the default others (2 and 3) less the
+    // run's own.
+    let seeds = std::fs::read_to_string(dir.path().join("seeds.md")).unwrap();
+    let rows: Vec<&str> = seeds
+        .lines()
+        .filter(|l| l.starts_with("| "))
+        .skip(1)
+        .collect();
+    assert_eq!(rows.len(), 2, "{seeds}");
+    assert!(
+        rows[0].starts_with("| 3 |") && rows[1].starts_with("| 2 |"),
+        "{seeds}"
+    );
+    // The initialisation study: He keeps the pre-activations near unit scale, N(0, 1) blows
+    // them up layer after layer and starts from a far worse loss; the He network it trains is
+    // the run's own network (same seed, same draws), so it ends at the run's test accuracy.
+    let init: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("init.json")).unwrap()).unwrap();
+    let he = &init[0];
+    let unit = &init[1];
+    assert_eq!(he["name"], "He");
+    let rms = |v: &serde_json::Value, i: usize| v["pre_activation_rms"][i].as_f64().unwrap();
+    assert!(
+        rms(he, 1) < 2.0 && rms(unit, 1) > 20.0 * rms(he, 1),
+        "{init}"
+    );
+    assert!(unit["initial_loss"].as_f64().unwrap() > 10.0 * he["initial_loss"].as_f64().unwrap());
+    let last_test = history.last().unwrap()["test"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(he["trained_test_accuracy"].as_f64().unwrap(), last_test);
 }
 
 #[test]
