@@ -50,7 +50,10 @@ fn sampled_pixels_are_binary_with_the_right_mean() {
     // Each column's mean is within 5 standard errors, sqrt(p (1 - p) / n), of p.
     for j in 0..4 {
         let (pj, mean) = (p[[0, j]], x.column(j).mean().unwrap());
-        assert!((mean - pj).abs() < 5.0 * (pj * (1.0 - pj) / 20_000.0).sqrt(), "{j}: {mean}");
+        assert!(
+            (mean - pj).abs() < 5.0 * (pj * (1.0 - pj) / 20_000.0).sqrt(),
+            "{j}: {mean}"
+        );
     }
 }
 // ANCHOR_END: vae_binary_samples
