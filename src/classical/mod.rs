@@ -11,6 +11,7 @@
 //! ([`Digits::split`](crate::data::digits::Digits::split)) and passages of *Pride and Prejudice*
 //! ([`text`]).
 
+pub mod cv;
 pub mod experiment;
 pub mod forest;
 pub mod lda;
