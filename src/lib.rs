@@ -33,3 +33,4 @@ pub mod optim;
 pub mod param;
 pub mod plot;
 pub mod runner;
+pub mod vae;

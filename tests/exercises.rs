@@ -29,3 +29,32 @@ fn leaky_relu_backward_passes_the_gradient_check() {
         .assert_below(TOLERANCE);
 }
 // ANCHOR_END: leaky_relu
+
+// ANCHOR: vae_binary_samples
+/// VAE chapter, exercise 5: draw binary images from the Bernoulli decoder's pixel
+/// probabilities `p` (`[n, pixels]`), each pixel 1 with probability `p_ij`. This version is
+/// wrong on purpose (it returns the probabilities, the "mean image" the chapter's figures
+/// show): fix it.
+fn sample_pixels(p: &Array2<f64>, rng: &mut impl rand::Rng) -> Array2<f64> {
+    let _ = rng;
+    p.clone()
+}
+
+#[test]
+#[ignore = "exercise: fix sample_pixels, then run with --ignored"]
+fn sampled_pixels_are_binary_with_the_right_mean() {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let p = Array2::from_shape_fn((20_000, 4), |(_, j)| [0.05, 0.3, 0.5, 0.9][j]);
+    let x = sample_pixels(&p, &mut rng);
+    assert!(x.iter().all(|&v| v == 0.0 || v == 1.0), "pixels are 0 or 1");
+    // Each column's mean is within 5 standard errors, sqrt(p (1 - p) / n), of p.
+    for j in 0..4 {
+        let (pj, mean) = (p[[0, j]], x.column(j).mean().unwrap());
+        assert!(
+            (mean - pj).abs() < 5.0 * (pj * (1.0 - pj) / 20_000.0).sqrt(),
+            "{j}: {mean}"
+        );
+    }
+}
+// ANCHOR_END: vae_binary_samples
