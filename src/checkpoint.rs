@@ -14,7 +14,7 @@ use crate::param::Params;
 use crate::runner::write_atomic;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The largest checkpoint [`load`] reads (4 GiB).
 pub const MAX_BYTES: u64 = 4 << 30;
@@ -46,6 +46,38 @@ fn invalid(path: &Path, reason: impl Into<String>) -> CheckpointError {
         reason: reason.into(),
     }
 }
+
+// ANCHOR: args
+/// `--save FILE` and `--load FILE`, the checkpoint flags of every program that trains a network:
+/// flatten them into the program's `Cli` with `#[command(flatten)]`. A chapter flag that cannot
+/// go with a loaded model (a tuning sweep, say) declares `conflicts_with = "load"` itself.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct CheckpointArgs {
+    /// After training, save the trained parameters (of every network the program trains) to
+    /// this safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Load parameters saved with --save instead of training, and score them on the test split;
+    /// tables and figures are written only into an explicit --out folder.
+    #[arg(long, value_name = "FILE", conflicts_with = "save")]
+    pub load: Option<PathBuf>,
+}
+
+impl CheckpointArgs {
+    /// Saves `model` if `--save` was given (see [`save`]).
+    pub fn save_if_asked(
+        &self,
+        model: &impl Params<f32>,
+        kind: &str,
+        description: &str,
+    ) -> anyhow::Result<()> {
+        match &self.save {
+            Some(path) => save(model, kind, description, path),
+            None => Ok(()),
+        }
+    }
+}
+// ANCHOR_END: args
 
 // ANCHOR: save
 /// Saves every parameter of `model` to `path`, tagged with the model's `kind` (such as `"mlp"`)

@@ -21,6 +21,7 @@ pub mod classical;
 pub mod course;
 pub mod data;
 pub mod dropout;
+pub mod embedding;
 pub mod float;
 pub mod gradcheck;
 pub mod init;

@@ -20,6 +20,7 @@ const ORDER: &[&str] = &[
     "param",
     "init",
     "linear",
+    "embedding",
     "activation",
     "loss",
     "optim",

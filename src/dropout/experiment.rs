@@ -320,16 +320,11 @@ pub struct Cli {
     pub mc_samples: u64,
     /// Instead of the experiment, compare optimiser settings on the validation split (the test
     /// split is not used) and write `tuning.md`.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["save", "load"])]
     pub tune: bool,
-    /// After training, save both networks to this safetensors file (tensors `plain.*` and
-    /// `dropout.*`).
-    #[arg(long, value_name = "FILE", conflicts_with = "tune")]
-    pub save: Option<std::path::PathBuf>,
-    /// Load two networks saved with --save instead of training them, and score them (weight
-    /// scaling and Monte Carlo); writes `results.md` only into an explicit --out folder.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["tune", "save"])]
-    pub load: Option<std::path::PathBuf>,
+    /// `--save FILE`, `--load FILE`.
+    #[command(flatten)]
+    pub checkpoint: crate::checkpoint::CheckpointArgs,
 }
 
 /// Both networks of the experiment as one set of parameters, for checkpoints: the plain net's
@@ -461,7 +456,7 @@ pub fn checkpoints(max: usize) -> Vec<usize> {
 pub fn run(cli: Cli) -> Result<()> {
     let config = cli.config()?;
     let common = &cli.common;
-    if let Some(file) = &cli.load {
+    if let Some(file) = &cli.checkpoint.load {
         return evaluate_checkpoint(&cli, &config, file);
     }
     let mut run = Run::new(common, &chapter_dir("dropout"))?;
@@ -483,13 +478,12 @@ pub fn run(cli: Cli) -> Result<()> {
     let (plain, dropped) = train_both(&config, &train_split, watch, common.seed, &progress)?;
     let ((mut plain_model, plain), (mut model, dropout)) = (plain?, dropped?);
     progress.finish_and_clear();
-    if let Some(file) = &cli.save {
-        let pair = Pair {
-            plain: &mut plain_model.mlp,
-            dropout: &mut model.mlp,
-        };
-        crate::checkpoint::save(&pair, "dropout", &describe(&config), file)?;
-    }
+    let pair = Pair {
+        plain: &mut plain_model.mlp,
+        dropout: &mut model.mlp,
+    };
+    cli.checkpoint
+        .save_if_asked(&pair, "dropout", &describe(&config))?;
     let mut mc_rng = stream(common.seed, 3);
     let monte_carlo = monte_carlo(&model, &test, &checkpoints(config.mc_samples), &mut mc_rng);
     let report = Report {

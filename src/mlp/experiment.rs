@@ -244,13 +244,9 @@ pub struct Cli {
     /// Examples per training step.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub batch_size: u64,
-    /// After training, save the network to this safetensors file.
-    #[arg(long, value_name = "FILE")]
-    pub save: Option<std::path::PathBuf>,
-    /// Load a network saved with --save instead of training one, and evaluate it; writes
-    /// `results.md` and `mistakes.svg` only into an explicit --out folder.
-    #[arg(long, value_name = "FILE", conflicts_with = "save")]
-    pub load: Option<std::path::PathBuf>,
+    /// `--save FILE`, `--load FILE`.
+    #[command(flatten)]
+    pub checkpoint: crate::checkpoint::CheckpointArgs,
     /// Also train with these seeds (comma-separated) and write `seeds.md`, how much the result
     /// moves with the seed alone; the run's own seed is never trained twice, so `--seeds 1` with
     /// the default `--seed 1` skips the extra runs.
@@ -268,7 +264,7 @@ pub fn run(cli: Cli) -> Result<()> {
         batch_size: cli.batch_size as usize,
         ..Config::default()
     };
-    if let Some(file) = &cli.load {
+    if let Some(file) = &cli.checkpoint.load {
         return evaluate_checkpoint(common, &config, file);
     }
     let run = Run::new(common, &chapter_dir("mlp"))?;
@@ -288,9 +284,8 @@ pub fn run(cli: Cli) -> Result<()> {
         &progress,
     )?;
     progress.finish_and_clear();
-    if let Some(file) = &cli.save {
-        crate::checkpoint::save(&model, "mlp", &describe(&config.sizes), file)?;
-    }
+    cli.checkpoint
+        .save_if_asked(&model, "mlp", &describe(&config.sizes))?;
     let sizes = (train_split.len(), validation.len(), test.len());
     let table = results_table(&report, sizes);
     print!("{table}");

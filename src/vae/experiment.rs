@@ -394,15 +394,11 @@ pub struct Cli {
     pub no_2d: bool,
     /// Instead of the experiment, compare learning rates on the validation split (the test
     /// split is not used) and write `tuning.md`.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["save", "load"])]
     pub tune: bool,
-    /// After training, save the main model to this safetensors file.
-    #[arg(long, value_name = "FILE", conflicts_with = "tune")]
-    pub save: Option<std::path::PathBuf>,
-    /// Load a model saved with --save instead of training one, and score it on the test split;
-    /// writes `results.md` only into an explicit --out folder.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["tune", "save"])]
-    pub load: Option<std::path::PathBuf>,
+    /// `--save FILE`, `--load FILE`.
+    #[command(flatten)]
+    pub checkpoint: crate::checkpoint::CheckpointArgs,
 }
 
 impl Cli {
@@ -494,7 +490,7 @@ fn score_test(
 pub fn run(cli: Cli) -> Result<()> {
     let config = cli.config()?;
     let common = &cli.common;
-    if let Some(file) = &cli.load {
+    if let Some(file) = &cli.checkpoint.load {
         return evaluate_checkpoint(common, &config, file);
     }
     let mut run = Run::new(common, &chapter_dir("vae"))?;
@@ -528,9 +524,8 @@ pub fn run(cli: Cli) -> Result<()> {
     progress.finish_and_clear();
     let (model, main) = main?;
     let two_d = two_d.transpose()?;
-    if let Some(file) = &cli.save {
-        crate::checkpoint::save(&model, "vae", &describe(&config), file)?;
-    }
+    cli.checkpoint
+        .save_if_asked(&model, "vae", &describe(&config))?;
     let (test_score, importance, mean_var) = score_test(&model, &test, &config, seed);
     let n = config.variance_images.min(test.len());
     let first: Vec<usize> = (0..n).collect();
