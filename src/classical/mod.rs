@@ -20,6 +20,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod neighbours;
 pub mod pca;
+pub mod penguins;
 pub mod scoreboard;
 pub mod svm;
 pub mod text;

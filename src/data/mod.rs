@@ -7,6 +7,7 @@
 pub mod batches;
 pub mod digits;
 pub mod mnist;
+pub mod penguins;
 pub mod text;
 
 use std::path::{Path, PathBuf};
