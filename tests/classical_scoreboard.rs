@@ -34,8 +34,8 @@ fn quick_run_writes_well_formed_outputs() {
     let rows = json["report"]["rows"].as_array().unwrap();
     assert_eq!(
         rows.len(),
-        11,
-        "nine methods of the second half, softmax regression and the MLP: {rows:?}"
+        12,
+        "ten methods of the second half, softmax regression and the MLP: {rows:?}"
     );
     for row in rows {
         let test = row["test"].as_f64().unwrap();

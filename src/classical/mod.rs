@@ -11,6 +11,7 @@
 //! ([`Digits::split`](crate::data::digits::Digits::split)) and passages of *Pride and Prejudice*
 //! ([`text`]).
 
+pub mod boosting;
 pub mod cv;
 pub mod experiment;
 pub mod forest;
@@ -25,6 +26,7 @@ pub mod scoreboard;
 pub mod svm;
 pub mod text;
 pub mod tree;
+pub mod tsne;
 
 use ndarray::{Array1, Array2, Axis};
 

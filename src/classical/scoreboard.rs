@@ -18,7 +18,7 @@ use crate::loss::argmax_rows;
 use crate::plot::{
     GridValues, Labels, Series, Tile, decision_map, image_grid, label_scatter, line_chart,
 };
-use crate::runner::{CommonArgs, Run, chapter_dir, pct};
+use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct};
 use anyhow::{Context, Result};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -91,6 +91,9 @@ pub struct Cli {
     /// Trees in the final random forest.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=5000))]
     pub trees: u64,
+    /// Boosting rounds tried for each tree depth (the number used is chosen on validation).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    pub rounds: u64,
 }
 
 /// The digits and their fixed split: `digits/` in the `--data DIR` folder (holding
@@ -133,6 +136,11 @@ pub struct Report {
     pub forest_features: Vec<(usize, f64, f64)>,
     /// Forest: `(trees, validation accuracy, out-of-bag accuracy)` as trees are added.
     pub forest_curve: Vec<(usize, f64, f64)>,
+    /// t-SNE: the final KL divergence, and the nearest-neighbour agreement of the PCA, LDA and
+    /// t-SNE pictures of the test digits.
+    pub tsne: (f64, Vec<f64>),
+    /// Boosting: `(depth, best number of rounds, validation accuracy there)`.
+    pub boosting: Vec<(usize, usize, f64)>,
     /// PCA: the cumulative explained variance of the first 1, 2, ... components.
     pub explained: Vec<f64>,
     /// PCA + k-NN: `(components, validation accuracy)`.
@@ -562,6 +570,168 @@ fn random_forest(
 }
 // ANCHOR_END: forest_experiment
 
+// ANCHOR: tsne_experiment
+/// Exact t-SNE of all the digits (the labels are not used), drawn like the PCA and LDA scatters,
+/// and the three pictures compared by how often a test digit's nearest other test digit in the
+/// picture has its class. PCA and LDA are refitted on the training split with two components
+/// (LDA with the ridge chosen above); nothing is chosen here.
+fn tsne(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report) -> Result<(String, String)> {
+    use super::tsne::{TsneConfig, embed, neighbour_agreement};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(5);
+    let all = ndarray::concatenate(
+        Axis(0),
+        &[s.train.x.view(), s.validation.x.view(), s.test.x.view()],
+    )?;
+    let config = TsneConfig {
+        iterations: if quick { 60 } else { 1000 },
+        ..TsneConfig::default()
+    };
+    let (map, kl) = embed(&all, &config, &mut rng);
+    let first_test = s.train.len() + s.validation.len();
+    let test_map = map.slice(ndarray::s![first_test.., ..]).to_owned();
+    let pca = Pca::fit(&s.train.x, 2, &mut rng).transform(&s.test.x);
+    let (epsilon, _) = best(&report.lda_ridges);
+    let lda = Lda::fit(&s.train.x, &s.train.y, CLASSES, 2, epsilon, &mut rng).transform(&s.test.x);
+    let agreement = [
+        (
+            "PCA, first two components",
+            neighbour_agreement(&pca, &s.test.y),
+        ),
+        (
+            "LDA, first two discriminants",
+            neighbour_agreement(&lda, &s.test.y),
+        ),
+        ("t-SNE", neighbour_agreement(&test_map, &s.test.y)),
+    ];
+    report.tsne = (kl, agreement.iter().map(|a| a.1).collect());
+    let y: Vec<usize> = [&s.train.y, &s.validation.y, &s.test.y]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+    let points: Vec<(f64, f64, usize)> = (0..y.len())
+        .map(|i| (map[[i, 0]], map[[i, 1]], y[i]))
+        .collect();
+    let names: Vec<String> = (0..CLASSES).map(|c| c.to_string()).collect();
+    let scatter = label_scatter(
+        Labels {
+            title: "All 1,797 digits mapped by t-SNE (perplexity 30)",
+            x: "t-SNE 1",
+            y: "t-SNE 2",
+        },
+        &points,
+        &names,
+    )?;
+    let mut t = Table::new(
+        &[
+            "two-dimensional picture",
+            "test digits whose nearest test digit shares their class",
+        ],
+        "lr",
+    );
+    for (name, a) in agreement {
+        t.row([name.to_string(), pct(a)]);
+    }
+    let text = format!(
+        "{t}\nt-SNE of {} images: perplexity {}, {} steps (early exaggeration {} for the first {}), final KL divergence {:.3} nats.\n",
+        y.len(),
+        config.perplexity,
+        config.iterations,
+        config.exaggeration,
+        config.exaggeration_steps,
+        kl
+    );
+    Ok((scatter, text))
+}
+// ANCHOR_END: tsne_experiment
+
+// ANCHOR: boosting_experiment
+/// Gradient-boosted trees: for each depth, up to `rounds` rounds with learning rate 0.1, the
+/// validation accuracy after every round; the depth and the number of rounds chosen together on
+/// validation (the best accuracy; ties go to the shallower depth and the fewer rounds), then the
+/// test split scored with the chosen ensemble once.
+fn gradient_boosting(
+    s: &DigitSplits,
+    rounds: usize,
+    report: &mut Report,
+) -> Result<(String, String)> {
+    use super::boosting::{BoostConfig, Boosted};
+    let mut series = Vec::new();
+    let mut chosen: Option<(usize, usize, f64, Boosted)> = None;
+    for depth in [2, 3, 4] {
+        let config = BoostConfig {
+            rounds,
+            max_depth: depth,
+            ..BoostConfig::default()
+        };
+        // Validation scores updated round by round with only the newest trees.
+        let mut val_scores = Array2::<f64>::zeros((s.validation.len(), CLASSES));
+        let mut curve = Vec::with_capacity(rounds);
+        let model = Boosted::fit(&s.train.x, &s.train.y, CLASSES, &config, |round, m| {
+            let newest = m.rounds.last().expect("a round was just added");
+            for (k, tree) in newest.iter().enumerate() {
+                for (i, row) in s.validation.x.axis_iter(Axis(0)).enumerate() {
+                    val_scores[[i, k]] += m.learning_rate * tree.predict_one(row);
+                }
+            }
+            let val = accuracy(&crate::loss::argmax_rows(&val_scores), &s.validation.y);
+            curve.push((round, val));
+        });
+        series.push(Series::new(
+            format!("depth {depth}"),
+            curve
+                .iter()
+                .map(|&(r, v)| (r as f64, 100.0 * (1.0 - v)))
+                .collect(),
+        ));
+        let (best_round, best_val) = best(&curve);
+        report.boosting.push((depth, best_round, best_val));
+        if chosen.as_ref().is_none_or(|c| best_val > c.2) {
+            chosen = Some((depth, best_round, best_val, model));
+        }
+    }
+    let (depth, used, val, model) = chosen.expect("three depths tried");
+    let test = accuracy(
+        &crate::loss::argmax_rows(&model.scores(&s.test.x, used)),
+        &s.test.y,
+    );
+    report.rows.push(Row::new(
+        "gradient-boosted trees",
+        Some(val),
+        test,
+        format!(
+            "depth {depth}, {used} rounds (chosen on validation), learning rate 0.1, second-order leaves with L2 penalty 1"
+        ),
+    ));
+    let figure = line_chart(
+        Labels {
+            title: "Gradient-boosted trees on the digits: validation error by round",
+            x: "rounds (each adds one tree per class)",
+            y: "validation error (%)",
+        },
+        &series,
+    )?;
+    let mut t = Table::new(
+        &[
+            "tree depth",
+            "best number of rounds",
+            "validation accuracy there",
+        ],
+        "rrr",
+    );
+    for (d, r, v) in &report.boosting {
+        t.row([d.to_string(), r.to_string(), pct(*v)]);
+    }
+    let text = format!(
+        "{t}\nChosen: depth {depth} with {used} rounds ({} trees). Test accuracy {}.\n",
+        used * CLASSES,
+        pct(test)
+    );
+    Ok((figure, text))
+}
+// ANCHOR_END: boosting_experiment
+
 /// Figures of the dimensionality-reduction chapter, and PCA + k-NN.
 struct PcaFigures {
     scatter: String,
@@ -800,7 +970,7 @@ pub fn run_with(
     };
     let mut rng = ChaCha8Rng::seed_from_u64(common.seed);
     let mut report = Report::default();
-    let progress = run.progress(7, "classical");
+    let progress = run.progress(9, "classical");
     let k = baselines(&s, &mut report);
     progress.inc(1);
     let svm_table = linear_svm(&s, epochs, &mut rng, &mut report);
@@ -812,9 +982,14 @@ pub fn run_with(
     progress.inc(1);
     let (forest_figure, forest_table) = random_forest(&s, trees, &mut rng, &mut report)?;
     progress.inc(1);
+    let rounds = if common.quick { 5 } else { cli.rounds as usize };
+    let (boost_figure, boost_table) = gradient_boosting(&s, rounds, &mut report)?;
+    progress.inc(1);
     let pca = pca(&s, k, &mut rng, &mut report)?;
     progress.inc(1);
     let (lda_scatter, lda_table) = lda(&s, &mut rng, &mut report)?;
+    progress.inc(1);
+    let (tsne_scatter, tsne_table) = tsne(&s, common.quick, common.seed, &mut report)?;
     softmax_row(&s, common.quick, common.seed, &mut report)?;
     report.rows.extend(later_rows(&s, common)?);
     progress.finish_and_clear();
@@ -828,12 +1003,16 @@ pub fn run_with(
     run.write("tree-results.md", tree_table.as_bytes())?;
     run.write("forest-trees.svg", forest_figure.as_bytes())?;
     run.write("forest-results.md", forest_table.as_bytes())?;
+    run.write("boosting-rounds.svg", boost_figure.as_bytes())?;
+    run.write("boosting-results.md", boost_table.as_bytes())?;
     run.write("pca-scatter.svg", pca.scatter.as_bytes())?;
     run.write("pca-variance.svg", pca.variance.as_bytes())?;
     run.write("pca-reconstructions.svg", pca.reconstructions.as_bytes())?;
     run.write("pca-results.md", pca.table.as_bytes())?;
     run.write("lda-scatter.svg", lda_scatter.as_bytes())?;
     run.write("lda-results.md", lda_table.as_bytes())?;
+    run.write("tsne-scatter.svg", tsne_scatter.as_bytes())?;
+    run.write("tsne-results.md", tsne_table.as_bytes())?;
     run.write("course-results.md", table.as_bytes())?;
     run.write_record("scoreboard-provenance.md", "scoreboard.json", &report)?;
     Ok(())
@@ -841,7 +1020,7 @@ pub fn run_with(
 // ANCHOR_END: program
 
 /// The names of every file [`run_with`] writes.
-pub const OUTPUTS: [&str; 17] = [
+pub const OUTPUTS: [&str; 21] = [
     "svm-linear.md",
     "svm-rbf.md",
     "svm-moons.svg",
@@ -850,12 +1029,16 @@ pub const OUTPUTS: [&str; 17] = [
     "tree-results.md",
     "forest-trees.svg",
     "forest-results.md",
+    "boosting-rounds.svg",
+    "boosting-results.md",
     "pca-scatter.svg",
     "pca-variance.svg",
     "pca-reconstructions.svg",
     "pca-results.md",
     "lda-scatter.svg",
     "lda-results.md",
+    "tsne-scatter.svg",
+    "tsne-results.md",
     "course-results.md",
     "scoreboard-provenance.md",
     "scoreboard.json",
