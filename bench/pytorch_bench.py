@@ -1,0 +1,227 @@
+"""The workloads of shared/BENCHMARKS.md in plain eager PyTorch, the peer the book's bench is
+measured against, and the parity check of the crate's hand-written backward passes.
+
+    python bench/pytorch_bench.py WORKLOAD|all [--steps N] [--warmup N] [--threads N]
+    python bench/pytorch_bench.py all --parity DIR
+
+Timing prints one JSON line per workload in the format of `cargo run --release --example bench`.
+`--parity DIR` reads the files the Rust bench wrote with `--parity DIR` (initial weights, batch,
+dropout masks or VAE noise, loss and every gradient, float32), recomputes the loss and the
+gradients with PyTorch's autograd from the same weights and draws, and prints one JSON line per
+workload with the relative error of the loss and the largest norm-wise relative error of any
+gradient; it exits with status 1 if the loss differs by more than 1e-5 (relative) or any gradient
+by more than 1e-4.
+
+Weights are stored as the crate stores them, `W` of shape [in, out] and `y = x W + b`, so both
+sides compute the same products. The models are written out with tensors and `@` rather than
+`nn.Module`s for the same reason.
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+LOGVAR_MIN, LOGVAR_MAX = -20.0, 20.0  # the VAE chapter's clamp (src/vae/mod.rs)
+
+
+def he(fan_in, fan_out, gen):
+    return torch.randn(fan_in, fan_out, generator=gen) * math.sqrt(2.0 / fan_in)
+
+
+def mlp_params(sizes, gen, prefix="layers"):
+    p = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        p[f"{prefix}.{i}.w"] = he(a, b, gen)
+        p[f"{prefix}.{i}.b"] = torch.zeros(b)
+    return p
+
+
+def mlp_forward(p, x, layers, prefix="layers", masks=None, drop=0.0):
+    """ReLU between layers; after each hidden ReLU, `masks[i]` if given, else fresh dropout."""
+    h = x
+    for i in range(layers):
+        h = h @ p[f"{prefix}.{i}.w"] + p[f"{prefix}.{i}.b"]
+        if i + 1 < layers:
+            h = torch.relu(h)
+            if masks is not None:
+                h = h * masks[i]
+            elif drop > 0.0:
+                h = F.dropout(h, drop, training=True)
+    return h
+
+
+# --- the workloads: parameters, a fixed batch, and the loss of one step ---------------------
+
+
+def classifier(drop):
+    def make(gen):
+        params = mlp_params([784, 256, 256, 10], gen)
+        batch = {
+            "input.x": torch.randn(128, 784, generator=gen),
+            "input.labels": torch.randint(0, 10, (128,), generator=gen).float(),
+        }
+        return params, batch
+
+    def loss(p, batch):
+        masks = None
+        if "mask.0" in batch:
+            masks = [batch["mask.0"], batch["mask.1"]]
+        logits = mlp_forward(p, batch["input.x"], 3, masks=masks, drop=drop)
+        return F.cross_entropy(logits, batch["input.labels"].long())
+
+    return make, loss, [(784, 256), (256, 256), (256, 10)], 128
+
+
+def vae():
+    def make(gen):
+        params = mlp_params([784, 400, 40], gen, "encoder.layers")
+        params.update(mlp_params([20, 400, 784], gen, "decoder.layers"))
+        batch = {"input.x": (torch.rand(128, 784, generator=gen) < 0.3).float()}
+        return params, batch
+
+    def loss(p, batch):
+        x = batch["input.x"]
+        h = mlp_forward(p, x, 2, "encoder.layers")
+        mu, raw = h[:, :20], h[:, 20:]
+        logvar = torch.clamp(raw, LOGVAR_MIN, LOGVAR_MAX)
+        eps = batch["eps"] if "eps" in batch else torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        logits = mlp_forward(p, z, 2, "decoder.layers")
+        rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(1)
+        return (rec + kl).mean()
+
+    return make, loss, [(784, 400), (400, 40), (20, 400), (400, 784)], 128
+
+
+WORKLOADS = {
+    "mlp": classifier(0.0),
+    "dropout": classifier(0.5),
+    "vae": vae(),
+}
+
+
+def flops(layers, batch):
+    return 3 * sum(2 * batch * k * n for k, n in layers)
+
+
+def time_workload(name, steps, warmup, threads):
+    make, loss_fn, layers, batch_size = WORKLOADS[name]
+    gen = torch.Generator().manual_seed(0)
+    params, batch = make(gen)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.Adam(leaves.values(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(leaves, batch)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    ms = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        ms.append((time.perf_counter() - start) * 1e3)
+    return {
+        "workload": name,
+        "step_ms_median": round(statistics.median(ms), 3),
+        "step_ms_min": round(min(ms), 3),
+        "steps": steps,
+        "threads": threads,
+        "params": sum(v.numel() for v in leaves.values()),
+        "flops_per_step": flops(layers, batch_size),
+        "impl": "pytorch",
+    }
+
+
+def peak(m, k, n, repeats, threads):
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    rates = []
+    for r in range(repeats + 1):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        s = time.perf_counter() - start
+        if r > 0:
+            rates.append(2.0 * m * k * n / s / 1e9)
+    return {
+        "workload": f"{m} x {k} x {n}",
+        "gflops": round(statistics.median(rates), 1),
+        "threads": threads,
+        "impl": "pytorch",
+    }
+
+
+def rel(a, b):
+    """Norm-wise relative error of a against the reference b."""
+    return (torch.linalg.vector_norm(a - b) / max(torch.linalg.vector_norm(b).item(), 1e-30)).item()
+
+
+def parity(name, directory):
+    from safetensors.torch import load_file
+
+    tensors = load_file(f"{directory}/{name}.safetensors")
+    _, loss_fn, _, _ = WORKLOADS[name]
+    leaves = {
+        k[len("param."):]: v.clone().requires_grad_(True)
+        for k, v in tensors.items()
+        if k.startswith("param.")
+    }
+    batch = {k: v for k, v in tensors.items() if not k.startswith(("param.", "grad.", "loss"))}
+    loss = loss_fn(leaves, batch)
+    loss.backward()
+    ours = tensors["loss"][0].item()
+    errors = {k: rel(tensors[f"grad.{k}"], v.grad) for k, v in leaves.items()}
+    worst = max(errors, key=errors.get)
+    loss_rel = abs(ours - loss.item()) / max(abs(loss.item()), 1e-30)
+    ok = loss_rel <= 1e-5 and errors[worst] <= 1e-4
+    return {
+        "workload": name,
+        "loss_rel_error": loss_rel,
+        "max_grad_rel_error": errors[worst],
+        "worst_tensor": worst,
+        "tensors": len(errors),
+        "ok": ok,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("workload", help="a workload name or `all`")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--parity", metavar="DIR", default=None)
+    ap.add_argument("--peak", action="store_true", help="also time two plain matrix products")
+    args = ap.parse_args()
+    names = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    for n in names:
+        if n not in WORKLOADS:
+            sys.exit(f"error: unknown workload `{n}`: {', '.join(WORKLOADS)} or `all`")
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    failed = False
+    for n in names:
+        if args.parity:
+            line = parity(n, args.parity)
+            failed |= not line["ok"]
+        else:
+            line = time_workload(n, args.steps, args.warmup, threads)
+        print(json.dumps(line), flush=True)
+    if args.peak and not args.parity:
+        print(json.dumps(peak(2048, 2048, 2048, 10, threads)))
+        print(json.dumps(peak(128, 784, 256, 200, threads)), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

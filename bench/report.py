@@ -1,0 +1,82 @@
+"""Writes the performance appendix's tables (Markdown, on stdout) from bench/run.sh's JSON:
+runs.jsonl (one line per workload per run, both implementations), parity.jsonl and
+machine.json in the folder given. Every number in the tables is computed here from those files;
+nothing is typed."""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def main():
+    folder = sys.argv[1]
+    runs = load(f"{folder}/runs.jsonl")
+    parity = load(f"{folder}/parity.jsonl")
+    with open(f"{folder}/machine.json") as f:
+        machine = json.load(f)
+
+    steps = defaultdict(list)  # (workload, threads, impl) -> per-run medians (ms)
+    flops = {}
+    peaks = defaultdict(list)  # (product, threads, impl) -> GFLOP/s per run
+    for r in runs:
+        key = (r["workload"], r["threads"], r["impl"])
+        if "gflops" in r:
+            peaks[key].append(r["gflops"])
+        else:
+            steps[key].append(r["step_ms_median"])
+            flops[r["workload"]] = r["flops_per_step"]
+    workloads = list(dict.fromkeys(r["workload"] for r in runs if "gflops" not in r))
+    threads = sorted({r["threads"] for r in runs})
+    rounds = max(len(v) for v in steps.values())
+
+    print(
+        f"Measured on {machine['date']} on a {machine['cores']}-core {machine['machine']}, "
+        f"{machine['rustc']}, PyTorch {machine['torch']}, {rounds} alternating "
+        f"round{'s' if rounds != 1 else ''} per thread count (one-minute load average {machine['load_before']} before, "
+        f"{machine.get('load_after', '?')} after). Each cell is the median over the rounds of "
+        "each run's median step time."
+    )
+    print()
+    print("| workload | threads | ours (ms) | PyTorch (ms) | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for w in workloads:
+        for t in threads:
+            ours = steps.get((w, t, "dlfs"))
+            theirs = steps.get((w, t, "pytorch"))
+            if not ours or not theirs:
+                continue
+            o, p = statistics.median(ours), statistics.median(theirs)
+            g = lambda ms: flops[w] / (ms * 1e6)
+            print(f"| `{w}` | {t} | {o:.3f} | {p:.3f} | {o / p:.2f} | {g(o):.1f} | {g(p):.1f} |")
+    print()
+    print("The machine's single-precision matrix-product peak, measured the same way (GFLOP/s, median over the rounds):")
+    print()
+    print("| product | threads | ours (ndarray `dot`) | PyTorch (`torch.mm`) |")
+    print("|---|---:|---:|---:|")
+    for product in dict.fromkeys(k[0] for k in peaks):
+        for t in threads:
+            o = peaks.get((product, t, "dlfs"))
+            p = peaks.get((product, t, "pytorch"))
+            if o and p:
+                print(f"| {product} | {t} | {statistics.median(o):.1f} | {statistics.median(p):.1f} |")
+    print()
+    print("Parity: the loss and every gradient of one step from the same weights, batch and random draws, ours against PyTorch's autograd (float32):")
+    print()
+    print("| workload | loss, relative error | largest gradient error (norm-wise relative) | in tensor | tensors compared | within 1e-5 / 1e-4 |")
+    print("|---|---:|---:|---|---:|---|")
+    for p in parity:
+        ok = "yes" if p["ok"] else "**no**"
+        print(
+            f"| `{p['workload']}` | {p['loss_rel_error']:.1e} | {p['max_grad_rel_error']:.1e} | "
+            f"`{p['worst_tensor']}` | {p['tensors']} | {ok} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
