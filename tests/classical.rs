@@ -390,14 +390,7 @@ fn quick_run_writes_well_formed_outputs() {
 
 #[test]
 fn the_same_seed_reproduces_every_output_exactly() {
-    let (a, b, c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    quick(a.path(), "5");
-    quick(b.path(), "5");
-    quick(c.path(), "6");
+    let [a, b, c] = common::three_quick_runs(quick, "5", "6");
     for name in OUTPUTS {
         let (x, y) = (
             std::fs::read(a.path().join(name)).unwrap(),

@@ -340,14 +340,7 @@ fn quick_run_writes_well_formed_outputs_and_longer_contexts_help() {
 
 #[test]
 fn the_same_seed_reproduces_every_output_exactly() {
-    let (a, b, c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    quick(a.path(), "5");
-    quick(b.path(), "5");
-    quick(c.path(), "6");
+    let [a, b, c] = common::three_quick_runs(quick, "5", "6");
     let read = |d: &tempfile::TempDir, name: &str| std::fs::read(d.path().join(name)).unwrap();
     for name in ["results.md", "samples.md", "bpc.svg"] {
         assert!(read(&a, name) == read(&b, name), "{name} differs");

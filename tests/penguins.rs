@@ -184,14 +184,7 @@ fn quick(out: &Path, seed: &str) {
 
 #[test]
 fn quick_run_reproduces_from_its_seed() {
-    let (a, b, c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    quick(a.path(), "4");
-    quick(b.path(), "4");
-    quick(c.path(), "5");
+    let [a, b, c] = common::three_quick_runs(quick, "4", "5");
     let read = |d: &Path, n: &str| std::fs::read_to_string(d.join(n)).unwrap();
     for name in [
         "penguins-missing.md",

@@ -70,22 +70,12 @@ impl Digits {
     /// read as one stream). Refuses text longer than [`MAX_BYTES`] once decompressed.
     pub fn load(path: &Path) -> Result<Digits, DataError> {
         let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-        let mut text = String::new();
         let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
             Box::new(MultiGzDecoder::new(file))
         } else {
             Box::new(std::io::BufReader::new(file))
         };
-        reader
-            .take(MAX_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| DataError::format(path, format!("cannot read the text: {e}")))?;
-        if text.len() as u64 > MAX_BYTES {
-            return Err(DataError::format(
-                path,
-                format!("more than {MAX_BYTES} bytes of text: not a digits file"),
-            ));
-        }
+        let text = super::read_capped(reader, path, MAX_BYTES, "a digits file")?;
         Digits::parse(path, &text)
     }
 

@@ -69,6 +69,29 @@ impl DataError {
     }
 }
 
+/// Reads all of `reader` (the contents of `path`) as text, refusing more than `max` bytes: the
+/// loaders' guard against a wrong file, say a multi-gigabyte one, being read whole into memory.
+pub(crate) fn read_capped(
+    reader: impl std::io::Read,
+    path: &Path,
+    max: u64,
+    what: &str,
+) -> Result<String, DataError> {
+    use std::io::Read;
+    let mut text = String::new();
+    reader
+        .take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| DataError::format(path, format!("cannot read the text: {e}")))?;
+    if text.len() as u64 > max {
+        return Err(DataError::format(
+            path,
+            format!("more than {max} bytes of text: not {what}"),
+        ));
+    }
+    Ok(text)
+}
+
 /// The folder of the data sets shipped with the book (`data/` at the crate's root).
 pub fn shipped_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")

@@ -7,7 +7,6 @@
 //! file.
 
 use super::DataError;
-use std::io::Read;
 use std::path::Path;
 
 /// The largest file the loader reads (16 MiB; the shipped table is 15 KB).
@@ -51,17 +50,12 @@ pub struct Penguin {
 /// Reads the penguins CSV at `path`.
 pub fn load(path: &Path) -> Result<Vec<Penguin>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut text = String::new();
-    std::io::BufReader::new(file)
-        .take(MAX_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| DataError::format(path, format!("cannot read the text: {e}")))?;
-    if text.len() as u64 > MAX_BYTES {
-        return Err(DataError::format(
-            path,
-            format!("more than {MAX_BYTES} bytes: not the penguins table"),
-        ));
-    }
+    let text = super::read_capped(
+        std::io::BufReader::new(file),
+        path,
+        MAX_BYTES,
+        "the penguins table",
+    )?;
     parse(path, &text)
 }
 

@@ -91,3 +91,18 @@ pub fn assert_params<F: dlfs::float::Float>(
         "`visit` and `visit_ref` walk different parameters"
     );
 }
+
+/// The reproducibility runs every program test makes: `quick` into three fresh folders, the
+/// first two with seed `same`, the third with seed `other`. Compare the first two for equality
+/// and the third for a difference.
+pub fn three_quick_runs(
+    quick: impl Fn(&Path, &str),
+    same: &str,
+    other: &str,
+) -> [tempfile::TempDir; 3] {
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    quick(dirs[0].path(), same);
+    quick(dirs[1].path(), same);
+    quick(dirs[2].path(), other);
+    dirs
+}
