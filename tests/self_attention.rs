@@ -270,6 +270,7 @@ fn attention_rows_sum_to_one() {
     }
 }
 
+// ANCHOR: causal
 #[test]
 fn causal_mask_hides_the_future() {
     let layer = mha(8, 2, 15);
@@ -301,6 +302,7 @@ fn causal_mask_hides_the_future() {
             .any(|v| v.abs() > 1e-3)
     );
 }
+// ANCHOR_END: causal
 
 #[test]
 fn the_character_model_never_reads_ahead() {
@@ -375,6 +377,7 @@ fn h_heads_are_h_single_heads_concatenated() {
     }
 }
 
+// ANCHOR: one_hot
 /// The study notes' idea: with queries and keys scaled one-hot vectors, query `i` picks key
 /// `perm[i]`, so the output is the value rows permuted.
 fn one_hot_lookup(swap: bool) -> (Array2<f64>, Array2<f64>) {
@@ -406,6 +409,7 @@ fn one_hot_queries_and_keys_permute_the_values() {
         .fold(0.0_f64, |a, v| a.max(v.abs()));
     assert!(diff > 0.1, "{diff}");
 }
+// ANCHOR_END: one_hot
 
 #[test]
 fn parameter_names() {
@@ -436,5 +440,189 @@ fn parameter_names() {
         &mut lookup,
         &names,
         keys * d + (values + 1) * d + 4 * (d * d + d) + d * values + values,
+    );
+}
+
+// The chapter program.
+
+use dlfs::self_attention::experiment::{Cli, run};
+
+fn quick(out: &std::path::Path, seed: &str) {
+    common::run_quick::<Cli>("self_attention", out, seed, run);
+}
+
+fn report(dir: &std::path::Path) -> serde_json::Value {
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    json["report"].clone()
+}
+
+#[test]
+fn quick_run_writes_well_formed_outputs_and_learns() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    quick(a.path(), "3");
+    let svgs = [
+        "lookup.svg",
+        "heads.svg",
+        "char_curve.svg",
+        "lookup_curve.svg",
+        "scale.svg",
+    ];
+    for name in svgs {
+        let text = std::fs::read_to_string(a.path().join(name)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>") && text.len() > 1000,
+            "{name}"
+        );
+    }
+    let r = report(a.path());
+    // The character model's training loss falls, and every number is finite.
+    let curve = r["char_model"]["curve"].as_array().unwrap();
+    let train: Vec<f64> = curve.iter().map(|p| p[1].as_f64().unwrap()).collect();
+    assert!(train.iter().all(|v| v.is_finite()), "{train:?}");
+    assert!(train.last() < train.first(), "{train:?}");
+    let test_bpc = r["char_model"]["test"].as_f64().unwrap();
+    assert!(test_bpc.is_finite() && test_bpc < 6.0, "{test_bpc}");
+    // The lookup: the chosen attention run beats the chosen MLP run on the test sequences.
+    let runs = r["lookup"]["runs"].as_array().unwrap();
+    let chosen: Vec<usize> = r["lookup"]["chosen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap() as usize)
+        .collect();
+    let (att, mlp) = (&runs[chosen[0]], &runs[chosen[1]]);
+    assert_eq!(att["model"], "Attention");
+    assert_eq!(mlp["model"], "Mlp");
+    let acc = |run: &serde_json::Value| run["test"].as_f64().unwrap();
+    assert!(acc(att) > acc(mlp), "{} vs {}", acc(att), acc(mlp));
+    assert!(
+        att["params"].as_u64() >= mlp["params"].as_u64(),
+        "the MLP gets no more parameters than attention"
+    );
+    // The table shows the run's numbers.
+    let table = std::fs::read_to_string(a.path().join("results.md")).unwrap();
+    assert!(table.contains(&format!("**{:.4}**", test_bpc)), "{table}");
+    assert!(
+        table.contains(&format!("**{:.2}%**", 100.0 * acc(mlp))),
+        "{table}"
+    );
+    let first_order = &r["ngrams"][0];
+    assert!(
+        table.contains(&format!("{:.4}", first_order["test"].as_f64().unwrap())),
+        "{table}"
+    );
+    // Without the scale, the softmax saturates as d_k grows; with it, it does not.
+    let scale = r["scale"].as_array().unwrap();
+    let (first, last) = (&scale[0], &scale[scale.len() - 1]);
+    let w = |row: &serde_json::Value, k: &str| row[k].as_f64().unwrap();
+    assert!(w(last, "max_weight_unscaled") > 0.8, "{last}");
+    assert!(w(last, "max_weight_unscaled") > w(first, "max_weight_unscaled"));
+    assert!(w(last, "max_weight_scaled") < 0.3, "{last}");
+    assert!(w(last, "jacobian_unscaled") < w(last, "jacobian_scaled"));
+    // The same seed gives the same bytes; another seed other numbers.
+    quick(b.path(), "3");
+    for name in svgs.iter().chain(&["results.md"]) {
+        assert!(
+            std::fs::read(a.path().join(name)).unwrap()
+                == std::fs::read(b.path().join(name)).unwrap(),
+            "{name} differs between two runs with the same seed"
+        );
+    }
+    quick(c.path(), "4");
+    assert_ne!(
+        r["char_model"]["test"],
+        report(c.path())["char_model"]["test"],
+        "another seed should give other numbers"
+    );
+}
+
+#[test]
+fn bad_flags_and_bad_data_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary");
+    std::fs::create_dir_all(binary.join("text")).unwrap();
+    std::fs::write(binary.join("text/pride-and-prejudice.txt"), b"ab\xff\xfecd").unwrap();
+    let short = dir.path().join("short");
+    std::fs::create_dir_all(short.join("text")).unwrap();
+    std::fs::write(short.join("text/pride-and-prejudice.txt"), "a short text").unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["--bogus".into()], 2, "--bogus"),
+        (vec!["--steps".into(), "0".into()], 2, "--steps"),
+        (
+            vec!["--quick".into(), "--epochs".into(), "2".into()],
+            1,
+            "--epochs",
+        ),
+        (
+            vec!["--quick".into(), "--width".into(), "10".into()],
+            1,
+            "multiple of --heads",
+        ),
+        (
+            vec!["--quick".into(), "--lr".into(), "NaN".into()],
+            1,
+            "--lr",
+        ),
+        (
+            vec!["--quick".into(), "--data".into(), "/no/such/dir".into()],
+            1,
+            "/no/such/dir",
+        ),
+        (
+            vec!["--quick".into(), "--data".into(), path(&binary)],
+            1,
+            "not UTF-8",
+        ),
+        (
+            vec!["--quick".into(), "--data".into(), path(&short)],
+            1,
+            "too few",
+        ),
+        (
+            vec!["--quick".into(), "--load".into(), "/no/such/file".into()],
+            1,
+            "/no/such/file",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        common::assert_fails_in_one_line("self_attention", &args, code, needle);
+    }
+}
+
+#[test]
+fn a_saved_model_loads_and_scores_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("model.safetensors");
+    let out = dir.path().join("out");
+    let args = [
+        "self_attention",
+        "--quick",
+        "--out",
+        out.to_str().unwrap(),
+        "--save",
+        file.to_str().unwrap(),
+    ];
+    run(dlfs::runner::parse::<Cli>(args).unwrap()).unwrap();
+    let test_bpc = report(&out)["char_model"]["test"].as_f64().unwrap();
+    let loaded = dir.path().join("loaded");
+    let args = [
+        "self_attention",
+        "--quick",
+        "--out",
+        loaded.to_str().unwrap(),
+        "--load",
+        file.to_str().unwrap(),
+    ];
+    run(dlfs::runner::parse::<Cli>(args).unwrap()).unwrap();
+    let table = std::fs::read_to_string(loaded.join("results.md")).unwrap();
+    assert!(
+        table.contains(&format!("| test | {test_bpc:.4} |")),
+        "{table}"
     );
 }

@@ -240,7 +240,7 @@ impl<F: Float> MultiHeadAttention<F> {
     /// and zero biases.
     pub fn new(d: usize, heads: usize, rng: &mut impl Rng) -> Self {
         assert!(
-            heads > 0 && d % heads == 0,
+            heads > 0 && d.is_multiple_of(heads),
             "MultiHeadAttention: {heads} heads do not divide the width {d}"
         );
         let mut layer = || Linear::from_weights(glorot_uniform(d, d, rng), Array1::zeros(d));
