@@ -400,6 +400,16 @@ pub fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// What a `--load` run does with its table: prints it, and writes it as `results.md` only into
+/// an explicit `--out` folder, so scoring a saved model never overwrites the chapter's outputs.
+pub fn report_loaded(common: &CommonArgs, chapter: &str, table: &str) -> Result<()> {
+    print!("{table}");
+    if common.out.is_some() {
+        Run::new(common, &chapter_dir(chapter))?.write("results.md", table.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// The book's folder for a chapter's figures and tables: `chapters/<name>` in the crate, where
 /// `name` may hold a slash (`"math/probability"`).
 pub fn chapter_dir(name: &str) -> PathBuf {

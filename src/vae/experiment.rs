@@ -599,11 +599,7 @@ fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Res
         "\nImportance-sampled test NLL (k = {}, {} images): {:.2} nats; {active} active units of {}.",
         importance.samples, importance.images, importance.nll, config.latent
     );
-    print!("{t}");
-    if common.out.is_some() {
-        Run::new(common, &chapter_dir("vae"))?.write("results.md", t.as_bytes())?;
-    }
-    Ok(())
+    crate::runner::report_loaded(common, "vae", &t)
 }
 
 /// The Markdown results table: the three splits, the importance-sampled likelihood, the
