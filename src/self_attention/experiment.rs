@@ -800,11 +800,7 @@ fn evaluate_checkpoint(
         ])
         .row(["test".to_string(), format!("{:.4}", score(&model, test))]);
     let t = table.to_string();
-    print!("{t}");
-    if common.out.is_some() {
-        Run::new(common, &chapter_dir("self_attention"))?.write("results.md", t.as_bytes())?;
-    }
-    Ok(())
+    crate::runner::report_loaded(common, "self_attention", &t)
 }
 
 /// The Markdown results: the lookup table, the character model beside the n-grams, the
@@ -922,8 +918,8 @@ pub fn results_table(report: &Report) -> String {
             r.d_k.to_string(),
             format!("{:.3}", r.max_weight_unscaled),
             format!("{:.3}", r.max_weight_scaled),
-            format!("{:.4}", r.jacobian_unscaled),
-            format!("{:.4}", r.jacobian_scaled),
+            significant(r.jacobian_unscaled),
+            significant(r.jacobian_scaled),
         ]);
     }
     let _ = write!(t, "\n### The scale\n\n{scale}");
@@ -938,6 +934,17 @@ pub fn results_table(report: &Report) -> String {
         1.0 / c.scale_keys as f64
     );
     t
+}
+
+/// Three significant digits: `0.179`, `0.0213`, `2.41e-8`.
+fn significant(v: f64) -> String {
+    if v >= 0.01 {
+        format!("{v:.3}")
+    } else if v >= 0.001 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
 }
 
 fn char_label(c: char) -> String {
