@@ -175,6 +175,16 @@ pub enum Contender {
     Mlp,
 }
 
+impl Contender {
+    /// The name figures use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Contender::Attention => "attention",
+            Contender::Mlp => "MLP",
+        }
+    }
+}
+
 /// The hidden width that gives the MLP at most `budget` parameters.
 pub fn mlp_hidden(config: &Config, budget: usize) -> usize {
     let input = config.pairs * (config.keys + config.values) + config.keys;
@@ -1055,7 +1065,7 @@ pub fn write_figures(
         .map(|&i| {
             let r = &l.runs[i];
             Series::new(
-                format!("{:?}, lr {}", r.model, r.lr),
+                format!("{}, lr {}", r.model.name(), r.lr),
                 r.curve.iter().map(|p| (p.0 as f64, p.2)).collect(),
             )
         })
