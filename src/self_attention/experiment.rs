@@ -18,11 +18,11 @@ use crate::ngram::{NGram, Smoothing};
 use crate::optim::{OptimizerArgs, OptimizerConfig};
 use crate::param::{Params, count};
 use crate::plot::{Heatmap, Labels, Series, heatmaps, line_chart, loglog_chart};
-use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, train_step};
+use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, stream, train_step};
 use anyhow::Result;
 use ndarray::{Array2, s};
 use plotters::prelude::SeriesLabelPosition;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
@@ -103,13 +103,6 @@ impl Default for Config {
     }
 }
 // ANCHOR_END: config
-
-/// Stream `n` of the ChaCha8 generator seeded with `seed`.
-pub fn stream(seed: u64, n: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(n);
-    rng
-}
 
 // ANCHOR: task
 /// A batch of lookup sequences: `keys` and `values` are `[batch, pairs + 1]`, the last column
