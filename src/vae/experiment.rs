@@ -180,7 +180,7 @@ pub struct Report {
 pub const ACTIVE_THRESHOLD: f64 = 0.01;
 
 /// The runs draw their initial weights, batch orders, training noise and evaluation noise from
-/// separate streams of the one seed (the kit's [`stream`](crate::runner::stream)).
+/// separate streams of the one seed (the kit's `runner::stream`, re-exported here).
 pub use crate::runner::stream;
 
 /// The noise stream of evaluations: every evaluation of a split starts it afresh, so two
