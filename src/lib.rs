@@ -34,4 +34,5 @@ pub mod optim;
 pub mod param;
 pub mod plot;
 pub mod runner;
+pub mod self_attention;
 pub mod vae;

@@ -621,3 +621,126 @@ pub fn decision_map(
     }
     Ok(svg)
 }
+
+/// One panel of [`heatmaps`]: a `rows x cols` matrix of values in `[0, 1]` (such as attention
+/// weights), `values[i * cols + j]` for row `i`, column `j`, with a label per row and column.
+#[derive(Clone, Debug)]
+pub struct Heatmap {
+    /// Drawn above the panel.
+    pub title: String,
+    /// Rows of the matrix.
+    pub rows: usize,
+    /// Columns of the matrix.
+    pub cols: usize,
+    /// The values, row by row.
+    pub values: Vec<f64>,
+    /// One label per row, drawn on the left.
+    pub row_labels: Vec<String>,
+    /// One label per column, drawn above.
+    pub col_labels: Vec<String>,
+}
+
+/// The colour of a value in `[0, 1]` on a white-to-dark-blue ramp (one hue, so it reads the
+/// same under every form of colour blindness and in grey).
+pub fn ramp(v: f64) -> RGBColor {
+    let v = v.clamp(0.0, 1.0);
+    let mix = |lo: f64, hi: f64| (lo + (hi - lo) * v).round() as u8;
+    RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
+}
+
+// ANCHOR: heatmaps
+/// Draws the panels side by side, `per_row` to a row, each cell `cell` pixels square, values
+/// on [`ramp`] (white 0, dark blue 1), and returns the SVG text.
+pub fn heatmaps(
+    title: &str,
+    panels: &[Heatmap],
+    per_row: usize,
+    cell: u32,
+) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        !panels.is_empty() && per_row > 0,
+        "heatmaps: nothing to draw"
+    );
+    for p in panels {
+        anyhow::ensure!(
+            p.values.len() == p.rows * p.cols
+                && p.row_labels.len() == p.rows
+                && p.col_labels.len() == p.cols,
+            "heatmaps: panel `{}` has {} values, {} row and {} column labels for {}x{}",
+            p.title,
+            p.values.len(),
+            p.row_labels.len(),
+            p.col_labels.len(),
+            p.rows,
+            p.cols
+        );
+    }
+    let label_w = |labels: &[String]| {
+        labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as u32 * 8 + 10
+    };
+    let left = panels
+        .iter()
+        .map(|p| label_w(&p.row_labels))
+        .max()
+        .unwrap_or(20);
+    let (max_r, max_c) = panels
+        .iter()
+        .fold((0, 0), |(r, c), p| (r.max(p.rows), c.max(p.cols)));
+    let (top, gap, caption) = (40u32, 24u32, 44u32);
+    let panel_w = left + max_c as u32 * cell + gap;
+    let panel_h = top + max_r as u32 * cell + gap;
+    let cols = per_row.min(panels.len()) as u32;
+    let rows = panels.len().div_ceil(per_row) as u32;
+    let size = (cols * panel_w + gap, caption + rows * panel_h + 28);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        let font = |px: u32| ("sans-serif", px).into_font().color(&BLACK);
+        root.draw(&Text::new(title.to_string(), (gap as i32, 10), font(20)))?;
+        for (k, p) in panels.iter().enumerate() {
+            let x0 = gap + (k % per_row) as u32 * panel_w;
+            let y0 = caption + (k / per_row) as u32 * panel_h;
+            root.draw(&Text::new(
+                p.title.clone(),
+                (x0 as i32, y0 as i32),
+                font(15),
+            ))?;
+            let (gx, gy) = ((x0 + left) as i32, (y0 + top) as i32);
+            let c = cell as i32;
+            for i in 0..p.rows {
+                for j in 0..p.cols {
+                    let (x, y) = (gx + j as i32 * c, gy + i as i32 * c);
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + c, y + c)],
+                        ramp(p.values[i * p.cols + j]).filled(),
+                    ))?;
+                }
+                root.draw(&Text::new(
+                    p.row_labels[i].clone(),
+                    (x0 as i32, gy + i as i32 * c + c / 2 - 6),
+                    font(12),
+                ))?;
+            }
+            for (j, label) in p.col_labels.iter().enumerate() {
+                root.draw(&Text::new(
+                    label.clone(),
+                    (gx + j as i32 * c + 1, gy - 16),
+                    font(12),
+                ))?;
+            }
+            root.draw(&Rectangle::new(
+                [(gx, gy), (gx + p.cols as i32 * c, gy + p.rows as i32 * c)],
+                RGBColor(150, 150, 150).stroke_width(1),
+            ))?;
+        }
+        root.draw(&Text::new(
+            "white: weight 0, dark blue: weight 1".to_string(),
+            (gap as i32, size.1 as i32 - 22),
+            font(13),
+        ))?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+// ANCHOR_END: heatmaps

@@ -413,6 +413,26 @@ pub fn load_average() -> Option<f64> {
         .ok()
 }
 
+/// Stream `n` of the ChaCha8 generator seeded with `seed`: a program gives each purpose
+/// (initial weights, batch order, noise, held-out data) its own stream of the one seed, so
+/// drawing more for one purpose never shifts what another draws.
+pub fn stream(seed: u64, n: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(n);
+    rng
+}
+
+/// What a `--load` run does with its table: prints it, and writes it as `results.md` only into
+/// an explicit `--out` folder, so scoring a saved model never overwrites the chapter's outputs.
+pub fn report_loaded(common: &CommonArgs, chapter: &str, table: &str) -> Result<()> {
+    print!("{table}");
+    if common.out.is_some() {
+        Run::new(common, &chapter_dir(chapter))?.write("results.md", table.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// The book's folder for a chapter's figures and tables: `chapters/<name>` in the crate, where
 /// `name` may hold a slash (`"math/probability"`).
 pub fn chapter_dir(name: &str) -> PathBuf {

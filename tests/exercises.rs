@@ -58,3 +58,24 @@ fn sampled_pixels_are_binary_with_the_right_mean() {
     }
 }
 // ANCHOR_END: vae_binary_samples
+
+// ANCHOR: padding_mask
+/// Self-attention chapter, exercise 2: hide the keys at positions `valid..` of a `[tq, tk]`
+/// matrix of scores (the padding of a short sequence), so that the softmax gives them no
+/// weight. This version is wrong on purpose (it hides nothing): fix it.
+fn mask_padding(scores: &mut Array2<f64>, valid: usize) {
+    let _ = (scores, valid);
+}
+
+#[test]
+#[ignore = "exercise: fix mask_padding, then run with --ignored"]
+fn padded_keys_get_no_weight() {
+    let mut s = Array2::from_shape_fn((3, 5), |(i, j)| ((i * 5 + j) as f64 * 0.7).sin());
+    mask_padding(&mut s, 3);
+    dlfs::self_attention::softmax_rows(&mut s);
+    for row in s.rows() {
+        assert!((row.sum() - 1.0).abs() < 1e-12, "{row}");
+        assert!(row.iter().skip(3).all(|&w| w == 0.0), "{row}");
+    }
+}
+// ANCHOR_END: padding_mask

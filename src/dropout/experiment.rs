@@ -398,11 +398,7 @@ fn evaluate_checkpoint(cli: &Cli, config: &Config, file: &Path) -> Result<()> {
         ]);
     }
     let t = table.to_string();
-    print!("{t}");
-    if common.out.is_some() {
-        Run::new(common, &chapter_dir("dropout"))?.write("results.md", t.as_bytes())?;
-    }
-    Ok(())
+    crate::runner::report_loaded(common, "dropout", &t)
 }
 
 impl Cli {

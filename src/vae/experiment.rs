@@ -179,13 +179,9 @@ pub struct Report {
 /// (Burda, Grosse and Salakhutdinov, 2016).
 pub const ACTIVE_THRESHOLD: f64 = 0.01;
 
-/// Stream `n` of the ChaCha8 generator seeded with `seed`: the runs draw their initial
-/// weights, batch orders, training noise and evaluation noise from separate streams.
-pub fn stream(seed: u64, n: u64) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(n);
-    rng
-}
+/// The runs draw their initial weights, batch orders, training noise and evaluation noise from
+/// separate streams of the one seed (the kit's `runner::stream`, re-exported here).
+pub use crate::runner::stream;
 
 /// The noise stream of evaluations: every evaluation of a split starts it afresh, so two
 /// evaluations of the same weights give the same numbers and curves compare like with like.
@@ -599,11 +595,7 @@ fn evaluate_checkpoint(common: &CommonArgs, config: &Config, file: &Path) -> Res
         "\nImportance-sampled test NLL (k = {}, {} images): {:.2} nats; {active} active units of {}.",
         importance.samples, importance.images, importance.nll, config.latent
     );
-    print!("{t}");
-    if common.out.is_some() {
-        Run::new(common, &chapter_dir("vae"))?.write("results.md", t.as_bytes())?;
-    }
-    Ok(())
+    crate::runner::report_loaded(common, "vae", &t)
 }
 
 /// The Markdown results table: the three splits, the importance-sampled likelihood, the
