@@ -13,6 +13,7 @@ use dlfs::mlp::Mlp;
 use dlfs::optim::{Optimizer, OptimizerConfig};
 use dlfs::param::{Params, count, zero_grads};
 use dlfs::runner::train_step;
+use dlfs::self_attention::models::CharAttention;
 use dlfs::vae::{Likelihood, Vae};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// The workloads this build can run, in the order of `shared/BENCHMARKS.md`.
-const WORKLOADS: [&str; 3] = ["mlp", "dropout", "vae"];
+const WORKLOADS: [&str; 4] = ["mlp", "dropout", "attention", "vae"];
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -31,7 +32,7 @@ const WORKLOADS: [&str; 3] = ["mlp", "dropout", "vae"];
     about = "Time one training step of each workload of shared/BENCHMARKS.md, or write the parity files"
 )]
 struct Cli {
-    /// A workload (mlp, dropout, vae) or `all`.
+    /// A workload (mlp, dropout, attention, vae) or `all`.
     workload: String,
     /// Timed steps, after the warm-up.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -312,6 +313,82 @@ impl Workload for VaeWorkload {
     }
 }
 
+// --- attention ------------------------------------------------------------------------------
+
+struct AttentionWorkload {
+    model: CharAttention<f32>,
+    optimizer: Optimizer<f32>,
+    ids: Array2<usize>,
+    targets: Array2<usize>,
+}
+
+impl AttentionWorkload {
+    const VOCAB: usize = 65;
+    const D: usize = 128;
+    const BATCH: usize = 32;
+    const TIME: usize = 64;
+
+    fn new() -> AttentionWorkload {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let model = CharAttention::new(Self::VOCAB, Self::TIME, Self::D, 4, &mut rng);
+        let mut draw = |_| rng.random_range(0..Self::VOCAB);
+        let ids = Array2::from_shape_fn((Self::BATCH, Self::TIME), &mut draw);
+        let targets = Array2::from_shape_fn((Self::BATCH, Self::TIME), &mut draw);
+        AttentionWorkload {
+            model,
+            optimizer: OptimizerConfig::adam(1e-3).build(),
+            ids,
+            targets,
+        }
+    }
+}
+
+impl Workload for AttentionWorkload {
+    fn params(&self) -> usize {
+        count(&self.model)
+    }
+    fn flops(&self) -> u64 {
+        let (b, t, d) = (Self::BATCH, Self::TIME, Self::D);
+        let rows = b * t;
+        // Q, K, V, O projections; the scores and the weighted sum (all heads together span d);
+        // the output layer.
+        let projections = 4 * 2 * (rows * d * d) as u64;
+        let attention = 2 * 2 * (b * t * t * d) as u64;
+        let output = 2 * (rows * d * Self::VOCAB) as u64;
+        3 * (projections + attention + output)
+    }
+    fn step(&mut self, step: usize) -> Result<f64> {
+        let (ids, targets) = (&self.ids, &self.targets);
+        Ok(train_step(
+            step,
+            &mut self.model,
+            &mut self.optimizer,
+            |m| m.loss_backward(ids, targets),
+        )?)
+    }
+    fn gradients(&mut self) -> (f64, Extra) {
+        zero_grads(&mut self.model);
+        let loss = self.model.loss_backward(&self.ids, &self.targets);
+        let shape = vec![Self::BATCH, Self::TIME];
+        let extra = vec![
+            (
+                "input.ids".into(),
+                shape.clone(),
+                labels_as_f32(self.ids.as_slice().expect("standard layout")),
+            ),
+            (
+                "input.targets".into(),
+                shape,
+                labels_as_f32(self.targets.as_slice().expect("standard layout")),
+            ),
+        ];
+        (f64::from(loss), extra)
+    }
+    fn model(&self) -> &dyn ParamsRef {
+        &self.model
+    }
+}
+
 // --- the program ----------------------------------------------------------------------------
 
 fn build(name: &str) -> Box<dyn Workload> {
@@ -319,6 +396,7 @@ fn build(name: &str) -> Box<dyn Workload> {
         "mlp" => Box::new(Classifier::new(0.0)),
         "dropout" => Box::new(Classifier::new(0.5)),
         "vae" => Box::new(VaeWorkload::new()),
+        "attention" => Box::new(AttentionWorkload::new()),
         _ => unreachable!("checked against WORKLOADS"),
     }
 }
