@@ -304,7 +304,7 @@ fn sample_frequencies_match_the_exact_probabilities() {
     let all = all_configurations(3, 2);
     let p = model.log_likelihood(&all).mapv(f64::exp);
     for (i, row) in all.rows().into_iter().enumerate() {
-        let freq = x.rows().into_iter().filter(|r| r == &row).count() as f64 / n as f64;
+        let freq = x.rows().into_iter().filter(|r| *r == row).count() as f64 / n as f64;
         let se = (p[i] * (1.0 - p[i]) / n as f64).sqrt();
         assert!(
             (freq - p[i]).abs() < 5.0 * se + 1e-4,
