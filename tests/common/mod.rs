@@ -91,3 +91,29 @@ pub fn assert_params<F: dlfs::float::Float>(
         "`visit` and `visit_ref` walk different parameters"
     );
 }
+
+/// The reproducibility test every chapter program gets: two `--quick` runs with seed 5 write
+/// the same bytes into each of `files` (figures and tables, never a file that records the seed
+/// or the wall time), and a run with seed 6 writes another `table`, so the comparison can fail.
+pub fn assert_same_seed_same_bytes<C: clap::Parser>(
+    name: &str,
+    files: &[&str],
+    table: &str,
+    run: impl Fn(C) -> anyhow::Result<()>,
+) {
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    for (dir, seed) in dirs.iter().zip(["5", "5", "6"]) {
+        run_quick::<C>(name, dir.path(), seed, &run);
+    }
+    let read = |i: usize, file: &str| std::fs::read(dirs[i].path().join(file)).unwrap();
+    for file in files {
+        assert!(
+            read(0, file) == read(1, file),
+            "{file} differs between two runs with the same seed"
+        );
+    }
+    assert!(
+        read(0, table) != read(2, table),
+        "another seed should give another {table}"
+    );
+}
