@@ -625,7 +625,7 @@ pub fn results_table(report: &Report) -> String {
          and {n_test} test images. MADE 784-{}-784, ReLU, {}{} parameters (masked entries \
          counted); {}, batch {}; {} steps for the one-mask model. Each model keeps the weights \
          of its epoch of lowest validation NLL (scored with its first mask set). The model \
-         trained over several masks switches to the next of its mask sets every {} step(s), \
+         trained over several masks switches to the next of its mask sets {}, \
          {}; an ensemble of k masks averages the probabilities of its first k mask sets.",
         c.threshold,
         widths.join("-"),
@@ -638,7 +638,10 @@ pub fn results_table(report: &Report) -> String {
         c.optimizer.describe(),
         c.batch_size,
         report.single.steps,
-        c.mask_every,
+        match c.mask_every {
+            1 => "at every step".to_string(),
+            n => format!("every {n} steps"),
+        },
         if c.order_agnostic {
             "each with a new ordering and new hidden degrees"
         } else {
@@ -647,7 +650,7 @@ pub fn results_table(report: &Report) -> String {
     );
     let mut paper = Table::new(&["model", "test NLL, nats"], "lr");
     paper.row([
-        "paper: MADE, one hidden layer of 500, 32 masks (Germain et al., 2015, Table 6)",
+        "paper: MADE, one hidden layer of 500, 32 masks (Germain et al., 2015)",
         "88.04",
     ]);
     paper.row([
