@@ -117,3 +117,33 @@ pub fn assert_same_seed_same_bytes<C: clap::Parser>(
         "another seed should give another {table}"
     );
 }
+
+/// The failures every chapter program that trains a network reports in one line (see
+/// [`assert_fails_in_one_line`]): an unknown flag, a data folder that does not exist, a
+/// checkpoint that does not exist and a file that is not a checkpoint.
+pub fn assert_common_failures(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let (missing, garbage) = (missing.display().to_string(), garbage.display().to_string());
+    assert_fails_in_one_line(name, &["--bogus"], 2, "--bogus");
+    assert_fails_in_one_line(
+        name,
+        &["--quick", "--data", "/no/such/dir"],
+        1,
+        "/no/such/dir",
+    );
+    assert_fails_in_one_line(
+        name,
+        &["--quick", "--load", &missing],
+        1,
+        "missing.safetensors",
+    );
+    assert_fails_in_one_line(
+        name,
+        &["--quick", "--load", &garbage],
+        1,
+        "not a safetensors file",
+    );
+}
