@@ -684,7 +684,8 @@ pub fn results_table(report: &Report) -> String {
         "\nWhat differs: the paper trains on the 50,000 training images of the standard binarised \
          MNIST (Larochelle and Murray's stochastic binarisation, fixed once) with early stopping \
          on 10,000 validation images and scores the 10,000 official test images; we train on \
-         {n_train} images thresholded at {} ({:.0}% as many) and test on {n_test} images. \
+         {n_train} images thresholded at {} ({:.0}% as many) and test on {n_test} images carved from the official \
+         training set. \
          The MADE numbers are exact log-likelihoods; the VAE's negative ELBO is an upper bound on \
          its NLL and its importance-sampled number an estimate of it.",
         c.threshold,
