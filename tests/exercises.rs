@@ -79,3 +79,39 @@ fn padded_keys_get_no_weight() {
     }
 }
 // ANCHOR_END: padding_mask
+
+// ANCHOR: made_grid_degrees
+/// MADE chapter, exercise 4: hidden degrees on a grid instead of at random. For `dims`
+/// variables and `width` units, unit `k` should get the degree `1 + (k (D - 1)) / width`
+/// (integer division), so the degrees `1 ..= D - 1` are used as evenly as the width allows.
+/// This version is wrong on purpose (every unit gets degree 1, which connects each unit to
+/// the first variable only): fix it.
+fn grid_degrees(dims: usize, width: usize) -> Vec<usize> {
+    let _ = dims;
+    vec![1; width]
+}
+
+#[test]
+#[ignore = "exercise: fix grid_degrees, then run with --ignored"]
+fn grid_degrees_cover_every_degree_evenly() {
+    use dlfs::made::{Degrees, Made, Output};
+    let (dims, width) = (7, 18);
+    let hidden = grid_degrees(dims, width);
+    assert_eq!(hidden.len(), width);
+    // Every degree 1..D-1 is used three times (18 units over 6 degrees).
+    for m in 1..dims {
+        assert_eq!(hidden.iter().filter(|&&h| h == m).count(), 3, "degree {m}");
+    }
+    // And the masks built from them are a valid MADE: every output after the first is
+    // connected to some hidden unit.
+    let degrees = Degrees {
+        order: (1..=dims).collect(),
+        hidden: vec![hidden],
+    };
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+    let model = Made::<f64>::new(degrees, Output::Bernoulli, false, &mut rng);
+    let fan_in = model.output.mask().sum_axis(ndarray::Axis(0));
+    assert_eq!(fan_in[0], 0.0);
+    assert!(fan_in.iter().skip(1).all(|&f| f > 0.0));
+}
+// ANCHOR_END: made_grid_degrees

@@ -106,3 +106,56 @@ pub fn three_quick_runs(
     quick(dirs[2].path(), other);
     dirs
 }
+
+/// The reproducibility test every chapter program gets: two `--quick` runs with seed 5 write
+/// the same bytes into each of `files` (figures and tables, never a file that records the seed
+/// or the wall time), and a run with seed 6 writes another `table`, so the comparison can fail.
+pub fn assert_same_seed_same_bytes<C: clap::Parser>(
+    name: &str,
+    files: &[&str],
+    table: &str,
+    run: impl Fn(C) -> anyhow::Result<()>,
+) {
+    let dirs = three_quick_runs(|dir, seed| run_quick::<C>(name, dir, seed, &run), "5", "6");
+    let read = |i: usize, file: &str| std::fs::read(dirs[i].path().join(file)).unwrap();
+    for file in files {
+        assert!(
+            read(0, file) == read(1, file),
+            "{file} differs between two runs with the same seed"
+        );
+    }
+    assert!(
+        read(0, table) != read(2, table),
+        "another seed should give another {table}"
+    );
+}
+
+/// The failures every chapter program that trains a network reports in one line (see
+/// [`assert_fails_in_one_line`]): an unknown flag, a data folder that does not exist, a
+/// checkpoint that does not exist and a file that is not a checkpoint.
+pub fn assert_common_failures(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.safetensors");
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let (missing, garbage) = (missing.display().to_string(), garbage.display().to_string());
+    assert_fails_in_one_line(name, &["--bogus"], 2, "--bogus");
+    assert_fails_in_one_line(
+        name,
+        &["--quick", "--data", "/no/such/dir"],
+        1,
+        "/no/such/dir",
+    );
+    assert_fails_in_one_line(
+        name,
+        &["--quick", "--load", &missing],
+        1,
+        "missing.safetensors",
+    );
+    assert_fails_in_one_line(
+        name,
+        &["--quick", "--load", &garbage],
+        1,
+        "not a safetensors file",
+    );
+}
