@@ -100,6 +100,28 @@ def vae():
     return make, loss, [(784, 400), (400, 40), (20, 400), (400, 784)], 128
 
 
+def made(dims=784, hidden=500, batch=100):
+    def make(gen):
+        params = mlp_params([dims, hidden, dims], gen)
+        params = {k.replace("layers.0", "hidden.0").replace("layers.1", "output"): v for k, v in params.items()}
+        degrees = torch.randint(1, dims, (hidden,), generator=gen)  # 1 ..= D - 1
+        inputs = torch.arange(1, dims + 1)  # the natural ordering
+        batch_ = {
+            "input.x": (torch.rand(batch, dims, generator=gen) < 0.3).float(),
+            "mask.hidden": (degrees[None, :] >= inputs[:, None]).float(),
+            "mask.output": (inputs[None, :] > degrees[:, None]).float(),
+        }
+        return params, batch_
+
+    def loss(p, b):
+        x = b["input.x"]
+        h = torch.relu(x @ (p["hidden.0.w"] * b["mask.hidden"]) + p["hidden.0.b"])
+        logits = h @ (p["output.w"] * b["mask.output"]) + p["output.b"]
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean()
+
+    return make, loss, [(dims, hidden), (hidden, dims)], batch
+
+
 def attention(vocab=65, d=128, heads=4, batch=32, time_=64):
     dk = d // heads
 
@@ -149,6 +171,7 @@ def attention(vocab=65, d=128, heads=4, batch=32, time_=64):
 WORKLOADS = {
     "mlp": classifier(0.0),
     "dropout": classifier(0.5),
+    "made": made(),
     "attention": attention(),
     "vae": vae(),
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use dlfs::dropout::{Dropout, DropoutMlp};
 use dlfs::float::c;
 use dlfs::loss::softmax_cross_entropy;
+use dlfs::made::{Degrees, Made, Output};
 use dlfs::mlp::Mlp;
 use dlfs::optim::{Optimizer, OptimizerConfig};
 use dlfs::param::{Params, count, zero_grads};
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// The workloads this build can run, in the order of `shared/BENCHMARKS.md`.
-const WORKLOADS: [&str; 4] = ["mlp", "dropout", "attention", "vae"];
+const WORKLOADS: [&str; 5] = ["mlp", "dropout", "made", "attention", "vae"];
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -32,7 +33,7 @@ const WORKLOADS: [&str; 4] = ["mlp", "dropout", "attention", "vae"];
     about = "Time one training step of each workload of shared/BENCHMARKS.md, or write the parity files"
 )]
 struct Cli {
-    /// A workload (mlp, dropout, attention, vae) or `all`.
+    /// A workload (mlp, dropout, made, attention, vae) or `all`.
     workload: String,
     /// Timed steps, after the warm-up.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -313,6 +314,73 @@ impl Workload for VaeWorkload {
     }
 }
 
+// --- made -----------------------------------------------------------------------------------
+
+struct MadeWorkload {
+    model: Made<f32>,
+    optimizer: Optimizer<f32>,
+    x: Array2<f32>,
+}
+
+impl MadeWorkload {
+    fn new() -> MadeWorkload {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let degrees = Degrees::draw(784, &[500], true, &mut rng);
+        let model = Made::new(degrees, Output::Bernoulli, false, &mut rng);
+        let x = Array2::from_shape_simple_fn((100, 784), || f32::from(rng.random_bool(0.3)));
+        MadeWorkload {
+            model,
+            optimizer: OptimizerConfig::adam(1e-3).build(),
+            x,
+        }
+    }
+}
+
+impl Workload for MadeWorkload {
+    fn params(&self) -> usize {
+        count(&self.model)
+    }
+    fn flops(&self) -> u64 {
+        flops_of(100, &[(784, 500), (500, 784)])
+    }
+    fn step(&mut self, step: usize) -> Result<f64> {
+        let x = &self.x;
+        Ok(train_step(
+            step,
+            &mut self.model,
+            &mut self.optimizer,
+            |m| {
+                let (logits, cache) = m.forward(x.clone());
+                let (loss, d_logits) = m.loss(&logits, x);
+                m.backward_params(&cache, &d_logits);
+                loss
+            },
+        )?)
+    }
+    fn gradients(&mut self) -> (f64, Extra) {
+        zero_grads(&mut self.model);
+        let (logits, cache) = self.model.forward(self.x.clone());
+        let (loss, d_logits) = self.model.loss(&logits, &self.x);
+        self.model.backward_params(&cache, &d_logits);
+        let flat = |m: &Array2<f32>| (m.shape().to_vec(), m.iter().copied().collect());
+        let (hs, hv) = flat(self.model.hidden[0].mask());
+        let (os, ov) = flat(self.model.output.mask());
+        let extra = vec![
+            (
+                "input.x".into(),
+                vec![100, 784],
+                self.x.iter().copied().collect(),
+            ),
+            ("mask.hidden".into(), hs, hv),
+            ("mask.output".into(), os, ov),
+        ];
+        (f64::from(loss), extra)
+    }
+    fn model(&self) -> &dyn ParamsRef {
+        &self.model
+    }
+}
+
 // --- attention ------------------------------------------------------------------------------
 
 struct AttentionWorkload {
@@ -397,6 +465,7 @@ fn build(name: &str) -> Box<dyn Workload> {
         "dropout" => Box::new(Classifier::new(0.5)),
         "vae" => Box::new(VaeWorkload::new()),
         "attention" => Box::new(AttentionWorkload::new()),
+        "made" => Box::new(MadeWorkload::new()),
         _ => unreachable!("checked against WORKLOADS"),
     }
 }
