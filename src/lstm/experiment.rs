@@ -318,6 +318,16 @@ pub fn run(cli: Cli) -> Result<()> {
         cli.checkpoint.load.is_none() || cli.part == Part::Char,
         "--load scores a saved character model: give --part char with it"
     );
+    for (flag, lr) in [
+        ("--lstm-lr", cli.lstm_lr),
+        ("--rnn-lr", cli.rnn_lr),
+        ("--char-lr", cli.char_lr),
+    ] {
+        anyhow::ensure!(
+            lr.is_finite() && lr > 0.0,
+            "{flag} must be a positive number, got {lr}"
+        );
+    }
     cli.char_config()?;
     let mut run = Run::new(common, &chapter_dir("lstm"))?;
     run.set_threads(2, Some("the LSTM and the RNN side by side; the character model's batch split in halves"));
@@ -512,6 +522,13 @@ fn write_outputs(run: &Run, report: &Report) -> Result<()> {
             run.write("char-bpc.svg", chart.as_bytes())?;
         }
     }
-    run.write_record("provenance.md", "results.json", report)?;
+    // Each part keeps its own record, so `--part adding` and `--part char` can be rerun
+    // separately without overwriting the other's provenance.
+    if let Some(a) = &report.adding {
+        run.write_record("adding-provenance.md", "adding.json", a)?;
+    }
+    if let Some(c) = &report.char {
+        run.write_record("char-provenance.md", "char.json", c)?;
+    }
     Ok(())
 }
