@@ -8,10 +8,10 @@ mod common;
 
 use dlfs::dropout::Dropout;
 use dlfs::gradcheck::{GradCheck, TOLERANCE};
+use dlfs::loss::softmax_cross_entropy;
 use dlfs::lstm::models::{CharModel, LastStep, time_major_targets, window_loss_and_backward};
 use dlfs::lstm::rnn::TanhRnn;
 use dlfs::lstm::{Lstm, Recurrent, StackedLstm, State, batch_major, clip_grad_norm, time_major};
-use dlfs::loss::softmax_cross_entropy;
 use dlfs::param::{Params, grad_norm};
 use ndarray::{Array1, Array2, Array3, Axis, s};
 use rand::SeedableRng;
@@ -22,7 +22,9 @@ fn rng(seed: u64) -> ChaCha8Rng {
 }
 
 fn smooth3(b: usize, t: usize, f: usize, k: f64) -> Array3<f64> {
-    Array3::from_shape_fn((b, t, f), |(i, j, l)| ((i * 13 + j * 5 + l * 3) as f64 * k).sin())
+    Array3::from_shape_fn((b, t, f), |(i, j, l)| {
+        ((i * 13 + j * 5 + l * 3) as f64 * k).sin()
+    })
 }
 
 fn smooth2(r: usize, c: usize, k: f64) -> Array2<f64> {
@@ -160,7 +162,10 @@ fn the_layer_equals_the_cell_run_by_hand() {
     for step in 0..t {
         s = layer.step(&x.slice(s![.., step, ..]), &s);
         let diff = (&s.h - &y.slice(s![.., step, ..])).mapv(f64::abs).sum();
-        assert!(diff < 1e-12, "step {step}: the layer and the cell differ by {diff}");
+        assert!(
+            diff < 1e-12,
+            "step {step}: the layer and the cell differ by {diff}"
+        );
     }
     assert!((&s.c - &last.c).mapv(f64::abs).sum() < 1e-12);
     assert!((&s.h - &last.h).mapv(f64::abs).sum() < 1e-12);
@@ -205,7 +210,11 @@ fn a_new_layer_starts_with_the_forget_gate_open() {
 fn time_major_and_back_is_the_identity() {
     let x = smooth3(3, 5, 2, 0.4);
     let tm = time_major(&x);
-    assert_eq!(tm.row(2 * 3 + 1), x.slice(s![1, 2, ..]), "row t * batch + b");
+    assert_eq!(
+        tm.row(2 * 3 + 1),
+        x.slice(s![1, 2, ..]),
+        "row t * batch + b"
+    );
     assert_eq!(batch_major(&tm, 3), x);
 }
 
@@ -224,9 +233,20 @@ fn gradient_check_of_two_stacked_layers() {
     let rh: Vec<Array2<f64>> = (0..2).map(|l| smooth2(b, hidden, 0.2 + l as f64)).collect();
     let loss = |m: &StackedLstm<f64>, x: &Array3<f64>, s0: &Vec<State<f64>>| {
         let (y, last, _) = m.forward_tm(time_major(x), b, s0);
-        (&y * &r).sum() + last.iter().zip(&rh).map(|(s, w)| (&s.h * w).sum() + (&s.c * w).sum()).sum::<f64>()
+        (&y * &r).sum()
+            + last
+                .iter()
+                .zip(&rh)
+                .map(|(s, w)| (&s.h * w).sum() + (&s.c * w).sum())
+                .sum::<f64>()
     };
-    let d_last: Vec<State<f64>> = rh.iter().map(|w| State { h: w.clone(), c: w.clone() }).collect();
+    let d_last: Vec<State<f64>> = rh
+        .iter()
+        .map(|w| State {
+            h: w.clone(),
+            c: w.clone(),
+        })
+        .collect();
     let report = GradCheck::default().layer(
         &mut stack,
         &x,
@@ -348,7 +368,12 @@ fn ids(b: usize, t: usize, k: usize) -> Array2<usize> {
     Array2::from_shape_fn((b, t), |(i, j)| (i * 3 + j * k + j * j) % 7)
 }
 
-fn char_loss(m: &CharModel<f64>, inputs: &Array2<usize>, targets: &Array2<usize>, s0: &[State<f64>]) -> f64 {
+fn char_loss(
+    m: &CharModel<f64>,
+    inputs: &Array2<usize>,
+    targets: &Array2<usize>,
+    s0: &[State<f64>],
+) -> f64 {
     let (logits, _, _) = m.forward_train(inputs, s0, &mut rng(11));
     softmax_cross_entropy(&logits, &time_major_targets(targets)).0
 }
@@ -371,7 +396,11 @@ fn gradient_check_of_the_character_model_with_dropout() {
         },
     );
     report.assert_below(TOLERANCE);
-    assert_eq!(report.checks.len(), 11, "embedding, 2 x 4 LSTM arrays, the output layer's two");
+    assert_eq!(
+        report.checks.len(),
+        11,
+        "embedding, 2 x 4 LSTM arrays, the output layer's two"
+    );
     let (logits, _, cache) = model.forward_train(&inputs, &s0, &mut rng(11));
     let (_, d) = softmax_cross_entropy(&logits, &time_major_targets(&targets));
     let d0 = model.backward(&cache, &d);
@@ -396,7 +425,9 @@ fn truncated_bptt_cuts_the_gradient_at_the_window() {
     let (b, t) = (2, 4);
     let text: Vec<usize> = (0..2 * t + 1).map(|i| (i * i + 3 * i) % 7).collect();
     let w = |k: usize| {
-        let at = |shift: usize| Array2::from_shape_fn((b, t), |(r, j)| (text[k * t + j + shift] + r) % 7);
+        let at = |shift: usize| {
+            Array2::from_shape_fn((b, t), |(r, j)| (text[k * t + j + shift] + r) % 7)
+        };
         (at(0), at(1))
     };
     let ((in1, _), (in2, tg2)) = (w(0), w(1));
@@ -405,11 +436,8 @@ fn truncated_bptt_cuts_the_gradient_at_the_window() {
     let backward = |m: &mut CharModel<f64>| {
         window_loss_and_backward(m, &in2, &tg2, &carried, &mut rng(12));
     };
-    let truncated = GradCheck::default().params(
-        &mut model,
-        |m| char_loss(m, &in2, &tg2, &carried),
-        backward,
-    );
+    let truncated =
+        GradCheck::default().params(&mut model, |m| char_loss(m, &in2, &tg2, &carried), backward);
     truncated.assert_below(TOLERANCE);
     let through = GradCheck::default().params(
         &mut model,
@@ -419,8 +447,16 @@ fn truncated_bptt_cuts_the_gradient_at_the_window() {
         },
         backward,
     );
-    let failure = through.verify(TOLERANCE).expect_err("the gradient through both windows differs");
-    assert!(failure.failures.iter().any(|(name, _)| name.starts_with("lstm")), "{failure}");
+    let failure = through
+        .verify(TOLERANCE)
+        .expect_err("the gradient through both windows differs");
+    assert!(
+        failure
+            .failures
+            .iter()
+            .any(|(name, _)| name.starts_with("lstm")),
+        "{failure}"
+    );
 }
 // ANCHOR_END: truncated
 
@@ -475,10 +511,23 @@ fn parameter_names_and_counts() {
     let (i, h) = (3, 5);
     let mut r = rng(14);
     let per_layer = |i: usize| i * 4 * h + h * 4 * h + 2 * 4 * h;
-    common::assert_params(&mut Lstm::<f64>::new(i, h, &mut r), &["w_x", "w_h", "b_x", "b_h"], per_layer(i));
+    common::assert_params(
+        &mut Lstm::<f64>::new(i, h, &mut r),
+        &["w_x", "w_h", "b_x", "b_h"],
+        per_layer(i),
+    );
     common::assert_params(
         &mut StackedLstm::<f64>::new(i, h, 2, &mut r),
-        &["layers.0.w_x", "layers.0.w_h", "layers.0.b_x", "layers.0.b_h", "layers.1.w_x", "layers.1.w_h", "layers.1.b_x", "layers.1.b_h"],
+        &[
+            "layers.0.w_x",
+            "layers.0.w_h",
+            "layers.0.b_x",
+            "layers.0.b_h",
+            "layers.1.w_x",
+            "layers.1.w_h",
+            "layers.1.b_x",
+            "layers.1.b_h",
+        ],
         per_layer(i) + per_layer(h),
     );
     common::assert_params(
@@ -488,13 +537,23 @@ fn parameter_names_and_counts() {
     );
     common::assert_params(
         &mut LastStep::new(Lstm::<f64>::new(2, h, &mut r), 1, &mut r),
-        &["rnn.w_x", "rnn.w_h", "rnn.b_x", "rnn.b_h", "head.w", "head.b"],
+        &[
+            "rnn.w_x", "rnn.w_h", "rnn.b_x", "rnn.b_h", "head.w", "head.b",
+        ],
         per_layer(2) + h + 1,
     );
     let (v, e) = (7, 3);
     common::assert_params(
         &mut CharModel::<f64>::new(v, e, h, 1, Dropout::new(0.0).unwrap(), &mut r),
-        &["embed.table", "lstm.layers.0.w_x", "lstm.layers.0.w_h", "lstm.layers.0.b_x", "lstm.layers.0.b_h", "out.w", "out.b"],
+        &[
+            "embed.table",
+            "lstm.layers.0.w_x",
+            "lstm.layers.0.w_h",
+            "lstm.layers.0.b_x",
+            "lstm.layers.0.b_h",
+            "out.w",
+            "out.b",
+        ],
         v * e + per_layer(e) + h * v + v,
     );
 }
@@ -507,7 +566,10 @@ fn adding_sequences_have_two_markers_and_the_papers_target() {
     for s in 0..200 {
         let marked: Vec<usize> = (0..30).filter(|&t| x[[s, t, 1]] == 1.0).collect();
         assert_eq!(marked.len(), 2, "sequence {s}");
-        assert!(marked.iter().all(|&t| t < 14), "both among the first T / 2 - 1");
+        assert!(
+            marked.iter().all(|&t| t < 14),
+            "both among the first T / 2 - 1"
+        );
         assert!(marked.iter().any(|&t| t < 10), "one among the first ten");
         assert!((0..30).all(|t| x[[s, t, 1]] == 0.0 || x[[s, t, 1]] == 1.0));
         assert!((0..30).all(|t| x[[s, t, 0]].abs() <= 1.0));
@@ -530,7 +592,13 @@ fn json(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap()
 }
 
-const OUTPUTS: [&str; 5] = ["adding-accuracy.svg", "adding-gradients.svg", "char-bpc.svg", "adding.md", "char.md"];
+const OUTPUTS: [&str; 5] = [
+    "adding-accuracy.svg",
+    "adding-gradients.svg",
+    "char-bpc.svg",
+    "adding.md",
+    "char.md",
+];
 
 #[test]
 fn quick_run_writes_well_formed_outputs_and_learns() {
@@ -538,7 +606,10 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
     quick(dir.path(), "3");
     for name in OUTPUTS.iter().filter(|n| n.ends_with(".svg")) {
         let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
-        assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>") && text.len() > 500, "{name}");
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>") && text.len() > 500,
+            "{name}"
+        );
     }
     let json = json(dir.path());
     let report = &json["report"];
@@ -547,7 +618,13 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
         let curve = report["adding"][m]["curve"].as_array().unwrap();
         let mse: Vec<f64> = curve.iter().map(|p| p[2].as_f64().unwrap()).collect();
         assert!(mse.iter().all(|v| v.is_finite()));
-        assert_eq!(report["adding"][m]["dh_norms_initial"].as_array().unwrap().len(), 20);
+        assert_eq!(
+            report["adding"][m]["dh_norms_initial"]
+                .as_array()
+                .unwrap()
+                .len(),
+            20
+        );
         let t = report["adding"][m]["test_correct"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&t));
     }
@@ -556,7 +633,10 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
     let curve = report["char"]["run"]["curve"].as_array().unwrap();
     let val: Vec<f64> = curve.iter().map(|p| p[2].as_f64().unwrap()).collect();
     assert!(val.windows(2).all(|w| w[1] < w[0]), "{val:?}");
-    assert!(val[0] < 6.3 && *val.last().unwrap() < val[0] - 0.5, "{val:?}");
+    assert!(
+        val[0] < 6.3 && *val.last().unwrap() < val[0] - 0.5,
+        "{val:?}"
+    );
     // The table's rows are the run's numbers.
     let table = std::fs::read_to_string(dir.path().join("char.md")).unwrap();
     let test = report["char"]["test_bpc"].as_f64().unwrap();
@@ -564,28 +644,51 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
     let ngram = report["char"]["ngram"].as_array().unwrap();
     assert_eq!(ngram.len(), 3);
     for row in ngram {
-        assert!(table.contains(&format!("| {:.4} |", row[2].as_f64().unwrap())), "{table}");
+        assert!(
+            table.contains(&format!("| {:.4} |", row[2].as_f64().unwrap())),
+            "{table}"
+        );
     }
     let adding = std::fs::read_to_string(dir.path().join("adding.md")).unwrap();
     let lstm = &report["adding"]["lstm"];
-    assert!(adding.contains(&format!("| {} |", dlfs::runner::pct(lstm["test_correct"].as_f64().unwrap()))), "{adding}");
+    assert!(
+        adding.contains(&format!(
+            "| {} |",
+            dlfs::runner::pct(lstm["test_correct"].as_f64().unwrap())
+        )),
+        "{adding}"
+    );
     let samples = std::fs::read_to_string(dir.path().join("samples.md")).unwrap();
-    assert_eq!(samples.matches("```text\nElizabeth").count(), 3, "{samples}");
+    assert_eq!(
+        samples.matches("```text\nElizabeth").count(),
+        3,
+        "{samples}"
+    );
 }
 
 #[test]
 fn the_same_seed_reproduces_the_outputs() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     quick(a.path(), "5");
     quick(b.path(), "5");
     quick(c.path(), "6");
     for name in OUTPUTS.iter().chain(&["samples.md"]) {
         let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(name)).unwrap();
-        assert!(read(&a) == read(&b), "{name} differs between two runs with the same seed");
+        assert!(
+            read(&a) == read(&b),
+            "{name} differs between two runs with the same seed"
+        );
     }
     for name in ["adding.md", "char.md"] {
         let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(name)).unwrap();
-        assert!(read(&a) != read(&c), "{name}: another seed should give other numbers");
+        assert!(
+            read(&a) != read(&c),
+            "{name}: another seed should give other numbers"
+        );
     }
 }
 
@@ -595,13 +698,36 @@ fn a_saved_character_model_loads_and_scores_the_same() {
     let file = dir.path().join("char.safetensors");
     let out = dir.path().join("a");
     let f = file.to_str().unwrap();
-    let cli: Cli = parse(["lstm", "--quick", "--part", "char", "--save", f, "--out", out.to_str().unwrap()]).unwrap();
+    let cli: Cli = parse([
+        "lstm",
+        "--quick",
+        "--part",
+        "char",
+        "--save",
+        f,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
     run(cli).unwrap();
     let out2 = dir.path().join("b");
-    let cli: Cli = parse(["lstm", "--quick", "--part", "char", "--load", f, "--out", out2.to_str().unwrap()]).unwrap();
+    let cli: Cli = parse([
+        "lstm",
+        "--quick",
+        "--part",
+        "char",
+        "--load",
+        f,
+        "--out",
+        out2.to_str().unwrap(),
+    ])
+    .unwrap();
     run(cli).unwrap();
     let (a, b) = (json(&out), json(&out2));
-    assert_eq!(a["report"]["char"]["test_bpc"], b["report"]["char"]["test_bpc"]);
+    assert_eq!(
+        a["report"]["char"]["test_bpc"],
+        b["report"]["char"]["test_bpc"]
+    );
     assert!(b["report"]["char"]["run"].is_null());
 }
 
@@ -626,7 +752,10 @@ fn bad_flags_are_errors() {
     ] {
         let cli: Cli = parse(["lstm", "--quick", &format!("{flag}={value}")]).unwrap();
         let e = run(cli).unwrap_err().to_string();
-        assert!(e.contains(flag) || e.contains("dropout rate"), "{flag} {value}: {e}");
+        assert!(
+            e.contains(flag) || e.contains("dropout rate"),
+            "{flag} {value}: {e}"
+        );
     }
 }
 
@@ -643,8 +772,16 @@ fn the_program_fails_in_one_line_without_a_panic() {
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["--bogus"], 2, "--bogus"),
         (vec!["--quick", "--data", "/no/such/dir"], 1, "/no/such/dir"),
-        (vec!["--quick", "--part", "char", "--data", &d], 1, "too few"),
-        (vec!["--quick", "--part", "char", "--load", &g], 1, "not a safetensors file"),
+        (
+            vec!["--quick", "--part", "char", "--data", &d],
+            1,
+            "too few",
+        ),
+        (
+            vec!["--quick", "--part", "char", "--load", &g],
+            1,
+            "not a safetensors file",
+        ),
         (vec!["--quick", "--load", &g], 1, "--part char"),
     ];
     for (args, code, needle) in cases {

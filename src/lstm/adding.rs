@@ -49,7 +49,11 @@ pub fn sequences<F: Float>(n: usize, time: usize, rng: &mut impl Rng) -> (Array3
 
 /// The fraction of sequences whose prediction is within [`TOLERANCE`] of the target, and the
 /// mean squared error, evaluated in chunks of 256 sequences.
-pub fn score<R: Recurrent<f32>>(model: &LastStep<f32, R>, x: &Array3<f32>, y: &Array2<f32>) -> (f64, f64) {
+pub fn score<R: Recurrent<f32>>(
+    model: &LastStep<f32, R>,
+    x: &Array3<f32>,
+    y: &Array2<f32>,
+) -> (f64, f64) {
     let n = x.dim().0;
     let (mut hits, mut sq) = (0usize, 0.0f64);
     for start in (0..n).step_by(256) {

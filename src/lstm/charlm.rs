@@ -94,10 +94,7 @@ fn values(model: &impl Params<f32>) -> Vec<Vec<f32>> {
 fn set_values(model: &mut impl Params<f32>, from: &[Vec<f32>]) {
     let mut k = 0;
     model.visit("", &mut |_, mut p| {
-        p.value
-            .iter_mut()
-            .zip(&from[k])
-            .for_each(|(v, &x)| *v = x);
+        p.value.iter_mut().zip(&from[k]).for_each(|(v, &x)| *v = x);
         k += 1;
     });
 }
@@ -155,7 +152,14 @@ pub fn train(
         config.batch
     );
     let dropout = Dropout::new(config.dropout)?;
-    let mut model = CharModel::new(vocab, config.embed, config.hidden, config.depth, dropout, init_rng);
+    let mut model = CharModel::new(
+        vocab,
+        config.embed,
+        config.hidden,
+        config.depth,
+        dropout,
+        init_rng,
+    );
     let mut replica = model.clone();
     let mut optimizer = config.optimizer.build::<f32>();
     let batcher = Batcher::new(train, config.batch, config.window);
@@ -164,7 +168,8 @@ pub fn train(
     let mut curve = Vec::new();
     let (mut step, mut since, mut loss_sum) = (0usize, 0usize, 0.0f64);
     'passes: loop {
-        let mut states: Vec<Vec<State<f32>>> = (0..threads).map(|_| model.zero_state(half)).collect();
+        let mut states: Vec<Vec<State<f32>>> =
+            (0..threads).map(|_| model.zero_state(half)).collect();
         for w in batcher.streams() {
             if w.inputs.ncols() < config.window {
                 break; // the ragged last window of a pass
@@ -176,13 +181,8 @@ pub fn train(
             let inputs = halves(&w.inputs, threads);
             let targets = halves(&w.targets, threads);
             let loss = train_step(step, &mut model, &mut optimizer, |m| {
-                let (loss, next) = forward_backward(
-                    m,
-                    &mut replica,
-                    (&inputs, &targets),
-                    &states,
-                    dropout_rngs,
-                );
+                let (loss, next) =
+                    forward_backward(m, &mut replica, (&inputs, &targets), &states, dropout_rngs);
                 states = next;
                 super::clip_grad_norm(m, config.clip);
                 loss
@@ -240,8 +240,12 @@ fn forward_backward(
         let other = scope.spawn(|| {
             window_loss_and_backward(replica, &inputs[1], &targets[1], &states[1], &mut rng_b[0])
         });
-        let mine = window_loss_and_backward(model, &inputs[0], &targets[0], &states[0], &mut rng_a[0]);
-        (mine, other.join().expect("the second thread does not panic"))
+        let mine =
+            window_loss_and_backward(model, &inputs[0], &targets[0], &states[0], &mut rng_a[0]);
+        (
+            mine,
+            other.join().expect("the second thread does not panic"),
+        )
     });
     average_grads(model, &grads(replica));
     (0.5 * (loss_a + loss_b), vec![next_a, next_b])

@@ -2,11 +2,11 @@
 //! budget) and a character language model on the novel, next to the n-gram models of the NLP
 //! chapter, which it counts afresh on the same split so the comparison holds for any `--data`.
 
+use super::Lstm;
 use super::adding::{self, AddingConfig, AddingRun};
 use super::charlm::{self, CharConfig, CharRun};
 use super::models::{CharModel, LastStep};
 use super::rnn::TanhRnn;
-use super::Lstm;
 use crate::data::text::{Corpus, SHIPPED_NAME};
 use crate::dropout::Dropout;
 use crate::ngram::experiment as ngram;
@@ -142,7 +142,11 @@ impl Cli {
         let quick = self.common.quick;
         AddingConfig {
             time: if quick { 20 } else { self.time as usize },
-            hidden: if quick { 16 } else { self.adding_hidden as usize },
+            hidden: if quick {
+                16
+            } else {
+                self.adding_hidden as usize
+            },
             batch: 32,
             max_steps: self
                 .adding_steps
@@ -204,13 +208,33 @@ pub fn adding_experiment(cli: &Cli, run: &Run) -> Result<AddingReport> {
     let (lstm, rnn) = std::thread::scope(|s| {
         let rnn = s.spawn(|| {
             let mut init = stream(seed, 1);
-            let mut model = LastStep::new(TanhRnn::new(2, rnn_config.hidden, &mut init), 1, &mut init);
-            adding::train("tanh RNN", &mut model, &rnn_config, &validation, &test, &mut stream(seed, 2), &tick)
+            let mut model =
+                LastStep::new(TanhRnn::new(2, rnn_config.hidden, &mut init), 1, &mut init);
+            adding::train(
+                "tanh RNN",
+                &mut model,
+                &rnn_config,
+                &validation,
+                &test,
+                &mut stream(seed, 2),
+                &tick,
+            )
         });
         let mut init = stream(seed, 0);
         let mut model = LastStep::new(Lstm::new(2, lstm_config.hidden, &mut init), 1, &mut init);
-        let lstm = adding::train("LSTM", &mut model, &lstm_config, &validation, &test, &mut stream(seed, 2), &tick);
-        (lstm, rnn.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        let lstm = adding::train(
+            "LSTM",
+            &mut model,
+            &lstm_config,
+            &validation,
+            &test,
+            &mut stream(seed, 2),
+            &tick,
+        );
+        (
+            lstm,
+            rnn.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
     });
     bar.finish_and_clear();
     Ok(AddingReport {
@@ -251,17 +275,33 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
     let splits = (train, validation, test);
     let (model, char_run) = match &cli.checkpoint.load {
         Some(file) => {
-            let mut model = CharModel::new(vocab, config.embed, config.hidden, config.depth, Dropout::new(config.dropout)?, &mut stream(seed, 5));
+            let mut model = CharModel::new(
+                vocab,
+                config.embed,
+                config.hidden,
+                config.depth,
+                Dropout::new(config.dropout)?,
+                &mut stream(seed, 5),
+            );
             crate::checkpoint::load(&mut model, "lstm-char", &describe(&config, vocab), file)?;
             (model, None)
         }
         None => {
             let bar = run.progress(config.steps as u64, "char model");
-            let mut dropout_rngs: Vec<_> = (0..config.threads as u64).map(|k| stream(seed, 6 + k)).collect();
-            let (model, r) = charlm::train(&config, vocab, splits, &mut stream(seed, 5), &mut dropout_rngs, &|step, val| {
-                bar.set_position(step as u64);
-                bar.set_message(format!("validation {val:.4} bits/char"));
-            })?;
+            let mut dropout_rngs: Vec<_> = (0..config.threads as u64)
+                .map(|k| stream(seed, 6 + k))
+                .collect();
+            let (model, r) = charlm::train(
+                &config,
+                vocab,
+                splits,
+                &mut stream(seed, 5),
+                &mut dropout_rngs,
+                &|step, val| {
+                    bar.set_position(step as u64);
+                    bar.set_message(format!("validation {val:.4} bits/char"));
+                },
+            )?;
             bar.finish_and_clear();
             (model, Some(r))
         }
@@ -269,7 +309,9 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
     let (validation_bpc, test_bpc) = match &char_run {
         Some(r) => (r.validation_bpc, r.test_bpc),
         None => {
-            let bpc = |ids: &[usize]| crate::data::text::bits_per_char(charlm::evaluate(&model, ids, 1, config.window));
+            let bpc = |ids: &[usize]| {
+                crate::data::text::bits_per_char(charlm::evaluate(&model, ids, 1, config.window))
+            };
             (bpc(validation), bpc(test))
         }
     };
@@ -282,7 +324,14 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
     let ngram = counted
         .orders
         .iter()
-        .map(|o| (o.order, o.add_k.test, o.interpolated.test, o.interpolated.validation))
+        .map(|o| {
+            (
+                o.order,
+                o.add_k.test,
+                o.interpolated.test,
+                o.interpolated.validation,
+            )
+        })
         .collect();
     let prompt = corpus
         .vocab
@@ -292,7 +341,14 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
     let mut rng = stream(seed, 10);
     let samples = TEMPERATURES
         .iter()
-        .map(|&t| (t, corpus.vocab.decode(&charlm::sample(&model, &prompt, len, t, &mut rng))))
+        .map(|&t| {
+            (
+                t,
+                corpus
+                    .vocab
+                    .decode(&charlm::sample(&model, &prompt, len, t, &mut rng)),
+            )
+        })
         .collect();
     let report = CharReport {
         config,
@@ -330,7 +386,10 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     cli.char_config()?;
     let mut run = Run::new(common, &chapter_dir("lstm"))?;
-    run.set_threads(2, Some("the LSTM and the RNN side by side; the character model's batch split in halves"));
+    run.set_threads(
+        2,
+        Some("the LSTM and the RNN side by side; the character model's batch split in halves"),
+    );
     let adding = match cli.part {
         Part::Both | Part::Adding => Some(adding_experiment(&cli, &run)?),
         Part::Char => None,
@@ -339,7 +398,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Part::Both | Part::Char => {
             let (report, model) = char_experiment(&cli, &run)?;
             if cli.checkpoint.load.is_none() {
-                cli.checkpoint.save_if_asked(&model, "lstm-char", &describe(&report.config, report.sizes.3))?;
+                cli.checkpoint.save_if_asked(
+                    &model,
+                    "lstm-char",
+                    &describe(&report.config, report.sizes.3),
+                )?;
             }
             Some(report)
         }
@@ -357,18 +420,33 @@ pub fn run(cli: Cli) -> Result<()> {
 /// The adding problem's results table.
 pub fn adding_table(r: &AddingReport) -> String {
     let mut t = Table::new(
-        &["model", "hidden", "optimiser, clipping", "batch", "steps", "training sequences", "solved (validation) at step", "test correct", "test MSE"],
+        &[
+            "model",
+            "hidden",
+            "optimiser, clipping",
+            "batch",
+            "steps",
+            "training sequences",
+            "solved (validation) at step",
+            "test correct",
+            "test MSE",
+        ],
         "lrlrrrrrr",
     );
     for (run, c) in [(&r.lstm, &r.lstm_config), (&r.rnn, &r.rnn_config)] {
         t.row([
             run.model.clone(),
             c.hidden.to_string(),
-            format!("{}, {}", c.optimizer.describe(), c.clip.map_or("none".into(), |m| format!("norm {m}"))),
+            format!(
+                "{}, {}",
+                c.optimizer.describe(),
+                c.clip.map_or("none".into(), |m| format!("norm {m}"))
+            ),
             c.batch.to_string(),
             run.steps.to_string(),
             (run.steps * c.batch).to_string(),
-            run.solved_at_step.map_or("not solved".into(), |s| s.to_string()),
+            run.solved_at_step
+                .map_or("not solved".into(), |s| s.to_string()),
             pct(run.test_correct),
             format!("{:.5}", run.test_mse),
         ]);
@@ -400,7 +478,10 @@ pub fn char_table(r: &CharReport) -> String {
     let mut t = Table::new(&["model", "validation bits/char", "test bits/char"], "lrr");
     let c = &r.config;
     t.row([
-        format!("LSTM, {} x {} units, embedding {}", c.depth, c.hidden, c.embed),
+        format!(
+            "LSTM, {} x {} units, embedding {}",
+            c.depth, c.hidden, c.embed
+        ),
         format!("{:.4}", r.validation_bpc),
         format!("**{:.4}**", r.test_bpc),
     ]);
@@ -493,7 +574,10 @@ fn write_outputs(run: &Run, report: &Report) -> Result<()> {
         run.write("char.md", table.as_bytes())?;
         let mut samples = String::new();
         for (t, text) in &c.samples {
-            let _ = writeln!(samples, "Temperature {t}:\n\n```text\n{PROMPT}{text}\n```\n");
+            let _ = writeln!(
+                samples,
+                "Temperature {t}:\n\n```text\n{PROMPT}{text}\n```\n"
+            );
         }
         run.write("samples.md", samples.as_bytes())?;
         if let Some(r) = &c.run {
@@ -511,8 +595,14 @@ fn write_outputs(run: &Run, report: &Report) -> Result<()> {
                     y: "bits per character",
                 },
                 &[
-                    Series::new("LSTM, training windows", r.curve.iter().map(|p| (p.0 as f64, p.1)).collect()),
-                    Series::new("LSTM, validation", r.curve.iter().map(|p| (p.0 as f64, p.2)).collect()),
+                    Series::new(
+                        "LSTM, training windows",
+                        r.curve.iter().map(|p| (p.0 as f64, p.1)).collect(),
+                    ),
+                    Series::new(
+                        "LSTM, validation",
+                        r.curve.iter().map(|p| (p.0 as f64, p.2)).collect(),
+                    ),
                     Series::new(
                         format!("best n-gram ({}-gram), validation", best.0),
                         vec![(x0, best.3), (x1, best.3)],

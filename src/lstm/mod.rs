@@ -274,7 +274,10 @@ fn flat_mut<F>(a: &mut ArrayRef2<F>, t: usize, batch: usize) -> &mut [F] {
 }
 
 fn frobenius<F: Float>(a: &ArrayRef2<F>) -> f64 {
-    a.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>().sqrt()
+    a.iter()
+        .map(|v| v.as_f64() * v.as_f64())
+        .sum::<f64>()
+        .sqrt()
 }
 
 impl<F: Float> Lstm<F> {
@@ -292,7 +295,10 @@ impl<F: Float> Lstm<F> {
     pub fn from_weights(w_x: Array2<F>, w_h: Array2<F>, b_x: Array1<F>, b_h: Array1<F>) -> Self {
         let h = w_h.nrows();
         assert!(
-            w_h.ncols() == 4 * h && w_x.ncols() == 4 * h && b_x.len() == 4 * h && b_h.len() == 4 * h,
+            w_h.ncols() == 4 * h
+                && w_x.ncols() == 4 * h
+                && b_x.len() == 4 * h
+                && b_h.len() == 4 * h,
             "Lstm: w_x {:?}, w_h {:?}, b_x [{}], b_h [{}] do not fit a hidden size of {h}",
             w_x.shape(),
             w_h.shape(),
@@ -472,7 +478,10 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
                 self.check_state(d, batch);
                 (d.h.to_owned(), d.c.to_owned())
             }
-            None => (Array2::zeros((batch, hidden)), Array2::zeros((batch, hidden))),
+            None => (
+                Array2::zeros((batch, hidden)),
+                Array2::zeros((batch, hidden)),
+            ),
         };
         let mut da = Array2::zeros((tb, 4 * hidden));
         let mut dh_norms = vec![0.0; time];

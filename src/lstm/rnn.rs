@@ -145,13 +145,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
             da_t.zip_mut_with(&rows(&cache.hs, t + 1, batch), |d, &h| {
                 *d = *d * (F::one() - h * h)
             });
-            general_mat_mul(
-                F::one(),
-                &da_t,
-                &self.w_h.value.t(),
-                F::zero(),
-                &mut dh,
-            );
+            general_mat_mul(F::one(), &da_t, &self.w_h.value.t(), F::zero(), &mut dh);
         }
         let h_prev = cache.hs.slice(s![..tb, ..]);
         general_mat_mul(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);
