@@ -204,6 +204,11 @@ fn a_new_layer_starts_with_the_forget_gate_open() {
     assert_eq!(layer.b_x.value.slice(s![..4]), Array1::<f64>::zeros(4));
     assert_eq!(layer.b_x.value.slice(s![8..]), Array1::<f64>::zeros(8));
     assert_eq!(layer.b_h.value, Array1::<f64>::zeros(16));
+    let mut layer = layer;
+    layer.set_forget_bias(5.0);
+    assert_eq!(layer.b_x.value.slice(s![4..8]), Array1::from_elem(4, 5.0));
+    assert_eq!(layer.b_x.value.slice(s![..4]), Array1::<f64>::zeros(4));
+    assert_eq!(layer.b_x.value.slice(s![8..]), Array1::<f64>::zeros(8));
 }
 
 #[test]

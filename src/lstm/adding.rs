@@ -90,6 +90,8 @@ pub struct AddingConfig {
     pub optimizer: OptimizerConfig,
     /// Gradient clipping: the largest global gradient norm (`None`: no clipping).
     pub clip: Option<f64>,
+    /// The LSTM's initial forget-gate bias (not used by the RNN).
+    pub forget_bias: f64,
 }
 
 /// What one run on the adding problem returns.
