@@ -68,7 +68,8 @@ fn gru_step(x: &Array2<f64>, h: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>) 
     let n_h = h.ncols();
     let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
     let xw = x.dot(w);
-    let col = |a: &Array2<f64>, k: usize| a.slice(ndarray::s![.., k * n_h..(k + 1) * n_h]).to_owned();
+    let col =
+        |a: &Array2<f64>, k: usize| a.slice(ndarray::s![.., k * n_h..(k + 1) * n_h]).to_owned();
     let z = (col(&xw, 0) + h.dot(&col(u, 0))).mapv(sig);
     let r = (col(&xw, 1) + h.dot(&col(u, 1))).mapv(sig);
     let n = (col(&xw, 2) + (&r * h).dot(&col(u, 2))).mapv(f64::tanh);
@@ -87,7 +88,8 @@ fn gru_step_backward_h(
     let n_h = h.ncols();
     let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
     let xw = x.dot(w);
-    let col = |a: &Array2<f64>, k: usize| a.slice(ndarray::s![.., k * n_h..(k + 1) * n_h]).to_owned();
+    let col =
+        |a: &Array2<f64>, k: usize| a.slice(ndarray::s![.., k * n_h..(k + 1) * n_h]).to_owned();
     let z = (col(&xw, 0) + h.dot(&col(u, 0))).mapv(sig);
     let r = (col(&xw, 1) + h.dot(&col(u, 1))).mapv(sig);
     let n = (col(&xw, 2) + (&r * h).dot(&col(u, 2))).mapv(f64::tanh);
@@ -104,7 +106,9 @@ fn gru_step_backward_h(
 #[test]
 #[ignore = "exercise: fix gru_step_backward_h, then run with --ignored"]
 fn the_gru_step_passes_the_gradient_check() {
-    let f = |r: usize, c: usize, k: f64| Array2::from_shape_fn((r, c), |(i, j)| ((i * 5 + j * 3) as f64 * k).sin());
+    let f = |r: usize, c: usize, k: f64| {
+        Array2::from_shape_fn((r, c), |(i, j)| ((i * 5 + j * 3) as f64 * k).sin())
+    };
     let (x, h, w, u) = (f(2, 3, 0.7), f(2, 4, 1.3), f(3, 12, 0.9), f(4, 12, 0.4));
     let probe = f(2, 4, 2.1);
     let dh = gru_step_backward_h(&x, &h, &w, &u, &probe);

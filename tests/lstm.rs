@@ -593,8 +593,8 @@ fn quick(out: &Path, seed: &str) {
     common::run_quick::<Cli>("lstm", out, seed, run);
 }
 
-fn json(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap()
+fn json(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
 }
 
 const OUTPUTS: [&str; 5] = [
@@ -616,26 +616,23 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
             "{name}"
         );
     }
-    let json = json(dir.path());
-    let report = &json["report"];
+    let (adding, char) = (
+        json(dir.path(), "adding.json"),
+        json(dir.path(), "char.json"),
+    );
+    let (adding, char) = (&adding["report"], &char["report"]);
     // The adding problem: both models' validation MSE falls from its first check.
     for m in ["lstm", "rnn"] {
-        let curve = report["adding"][m]["curve"].as_array().unwrap();
+        let curve = adding[m]["curve"].as_array().unwrap();
         let mse: Vec<f64> = curve.iter().map(|p| p[2].as_f64().unwrap()).collect();
         assert!(mse.iter().all(|v| v.is_finite()));
-        assert_eq!(
-            report["adding"][m]["dh_norms_initial"]
-                .as_array()
-                .unwrap()
-                .len(),
-            20
-        );
-        let t = report["adding"][m]["test_correct"].as_f64().unwrap();
+        assert_eq!(adding[m]["dh_norms_initial"].as_array().unwrap().len(), 20);
+        let t = adding[m]["test_correct"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&t));
     }
     // The character model: validation bits per character fall, and start near the uniform
     // guess, log2(75) = 6.23.
-    let curve = report["char"]["run"]["curve"].as_array().unwrap();
+    let curve = char["run"]["curve"].as_array().unwrap();
     let val: Vec<f64> = curve.iter().map(|p| p[2].as_f64().unwrap()).collect();
     assert!(val.windows(2).all(|w| w[1] < w[0]), "{val:?}");
     assert!(
@@ -644,9 +641,9 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
     );
     // The table's rows are the run's numbers.
     let table = std::fs::read_to_string(dir.path().join("char.md")).unwrap();
-    let test = report["char"]["test_bpc"].as_f64().unwrap();
+    let test = char["test_bpc"].as_f64().unwrap();
     assert!(table.contains(&format!("**{test:.4}**")), "{table}");
-    let ngram = report["char"]["ngram"].as_array().unwrap();
+    let ngram = char["ngram"].as_array().unwrap();
     assert_eq!(ngram.len(), 3);
     for row in ngram {
         assert!(
@@ -654,14 +651,14 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
             "{table}"
         );
     }
-    let adding = std::fs::read_to_string(dir.path().join("adding.md")).unwrap();
-    let lstm = &report["adding"]["lstm"];
+    let adding_md = std::fs::read_to_string(dir.path().join("adding.md")).unwrap();
+    let lstm = &adding["lstm"];
     assert!(
-        adding.contains(&format!(
+        adding_md.contains(&format!(
             "| {} |",
             dlfs::runner::pct(lstm["test_correct"].as_f64().unwrap())
         )),
-        "{adding}"
+        "{adding_md}"
     );
     let samples = std::fs::read_to_string(dir.path().join("samples.md")).unwrap();
     assert_eq!(
@@ -728,12 +725,13 @@ fn a_saved_character_model_loads_and_scores_the_same() {
     ])
     .unwrap();
     run(cli).unwrap();
-    let (a, b) = (json(&out), json(&out2));
-    assert_eq!(
-        a["report"]["char"]["test_bpc"],
-        b["report"]["char"]["test_bpc"]
+    let (a, b) = (json(&out, "char.json"), json(&out2, "char.json"));
+    assert_eq!(a["report"]["test_bpc"], b["report"]["test_bpc"]);
+    assert!(b["report"]["run"].is_null());
+    assert!(
+        !out2.join("adding.json").exists(),
+        "--part char runs the character model only"
     );
-    assert!(b["report"]["char"]["run"].is_null());
 }
 
 #[test]
