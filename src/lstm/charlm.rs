@@ -147,7 +147,7 @@ pub fn train(
 ) -> anyhow::Result<(CharModel<f32>, CharRun)> {
     let threads = config.threads;
     anyhow::ensure!(
-        config.batch % threads == 0 && dropout_rngs.len() == threads,
+        config.batch.is_multiple_of(threads) && dropout_rngs.len() == threads,
         "a batch of {} streams does not split over {threads} threads",
         config.batch
     );

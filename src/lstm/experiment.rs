@@ -182,7 +182,7 @@ impl Cli {
             optimizer: OptimizerConfig::adam(self.char_lr),
             final_lr_fraction: 0.1,
             clip: 1.0,
-            threads: if batch % 2 == 0 { 2 } else { 1 },
+            threads: if batch.is_multiple_of(2) { 2 } else { 1 },
         };
         config.optimizer.validate()?;
         Dropout::new(config.dropout)?;

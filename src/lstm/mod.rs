@@ -55,7 +55,7 @@ pub fn time_major<F: Float>(x: &ArrayRef3<F>) -> Array2<F> {
 pub fn batch_major<F: Float>(x: &ArrayRef2<F>, batch: usize) -> Array3<F> {
     let (tb, f) = x.dim();
     assert!(
-        batch > 0 && tb % batch == 0,
+        batch > 0 && tb.is_multiple_of(batch),
         "batch_major: {tb} rows do not split into sequences of batch {batch}"
     );
     let v = x
@@ -415,7 +415,7 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
     ) -> (Array2<F>, State<F>, LstmCache<F>) {
         let hidden = self.hidden();
         assert!(
-            x.ncols() == self.input() && batch > 0 && x.nrows() % batch == 0,
+            x.ncols() == self.input() && batch > 0 && x.nrows().is_multiple_of(batch),
             "Lstm: the input is {:?} but the layer expects [time * {batch}, {}]",
             x.shape(),
             self.input()

@@ -80,7 +80,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
     ) -> (Array2<F>, Array2<F>, RnnCache<F>) {
         let hidden = self.hidden();
         assert!(
-            x.ncols() == self.input() && batch > 0 && x.nrows() % batch == 0,
+            x.ncols() == self.input() && batch > 0 && x.nrows().is_multiple_of(batch),
             "TanhRnn: the input is {:?} but the layer expects [time * {batch}, {}]",
             x.shape(),
             self.input()
@@ -143,7 +143,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
             let mut da_t = rows_mut(&mut da, t, batch);
             da_t.assign(&dh);
             da_t.zip_mut_with(&rows(&cache.hs, t + 1, batch), |d, &h| {
-                *d = *d * (F::one() - h * h)
+                *d *= F::one() - h * h
             });
             general_mat_mul(F::one(), &da_t, &self.w_h.value.t(), F::zero(), &mut dh);
         }
