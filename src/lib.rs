@@ -27,6 +27,7 @@ pub mod gradcheck;
 pub mod init;
 pub mod linear;
 pub mod loss;
+pub mod lstm;
 pub mod made;
 pub mod math;
 pub mod mlp;

@@ -115,3 +115,62 @@ fn grid_degrees_cover_every_degree_evenly() {
     assert!(fan_in.iter().skip(1).all(|&f| f > 0.0));
 }
 // ANCHOR_END: made_grid_degrees
+
+// ANCHOR: gru
+/// LSTM chapter, exercise 1: one step of a GRU (Cho et al., 2014) in the row convention, with
+/// the gates packed as `[z, r, n]`: `w` is `[in, 3H]`, `u` is `[H, 3H]`,
+/// `z = σ(x w_z + h u_z)`, `r = σ(x w_r + h u_r)`, `n = tanh(x w_n + (r ⊙ h) u_n)`,
+/// `h' = (1 - z) ⊙ h + z ⊙ n`.
+fn gru_step(x: &Array2<f64>, h: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>) -> Array2<f64> {
+    let n_h = h.ncols();
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let xw = x.dot(w);
+    let col =
+        |a: &Array2<f64>, k: usize| a.slice(ndarray::s![.., k * n_h..(k + 1) * n_h]).to_owned();
+    let z = (col(&xw, 0) + h.dot(&col(u, 0))).mapv(sig);
+    let r = (col(&xw, 1) + h.dot(&col(u, 1))).mapv(sig);
+    let n = (col(&xw, 2) + (&r * h).dot(&col(u, 2))).mapv(f64::tanh);
+    (1.0 - &z) * h + &z * &n
+}
+
+/// `dL/dh` for `dh_next = dL/dh'`. This version is wrong on purpose: it forgets one of the
+/// paths from `h` to `h'`. Find it (the chapter's hint says where to look) and fix it.
+fn gru_step_backward_h(
+    x: &Array2<f64>,
+    h: &Array2<f64>,
+    w: &Array2<f64>,
+    u: &Array2<f64>,
+    dh_next: &Array2<f64>,
+) -> Array2<f64> {
+    let n_h = h.ncols();
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let xw = x.dot(w);
+    let col =
+        |a: &Array2<f64>, k: usize| a.slice(ndarray::s![.., k * n_h..(k + 1) * n_h]).to_owned();
+    let z = (col(&xw, 0) + h.dot(&col(u, 0))).mapv(sig);
+    let r = (col(&xw, 1) + h.dot(&col(u, 1))).mapv(sig);
+    let n = (col(&xw, 2) + (&r * h).dot(&col(u, 2))).mapv(f64::tanh);
+    let mut dh = dh_next * &(1.0 - &z);
+    let da_n = dh_next * &z * &(1.0 - &n * &n);
+    let d_rh = da_n.dot(&col(u, 2).t());
+    let da_r = &d_rh * h * &r * &(1.0 - &r);
+    let da_z = dh_next * &(&n - h) * &z * &(1.0 - &z);
+    dh += &da_z.dot(&col(u, 0).t());
+    dh += &da_r.dot(&col(u, 1).t());
+    dh
+}
+
+#[test]
+#[ignore = "exercise: fix gru_step_backward_h, then run with --ignored"]
+fn the_gru_step_passes_the_gradient_check() {
+    let f = |r: usize, c: usize, k: f64| {
+        Array2::from_shape_fn((r, c), |(i, j)| ((i * 5 + j * 3) as f64 * k).sin())
+    };
+    let (x, h, w, u) = (f(2, 3, 0.7), f(2, 4, 1.3), f(3, 12, 0.9), f(4, 12, 0.4));
+    let probe = f(2, 4, 2.1);
+    let dh = gru_step_backward_h(&x, &h, &w, &u, &probe);
+    GradCheck::default()
+        .input(&h, &dh, |h| (gru_step(&x, h, &w, &u) * &probe).sum())
+        .assert_below(TOLERANCE);
+}
+// ANCHOR_END: gru
