@@ -100,6 +100,48 @@ def vae():
     return make, loss, [(784, 400), (400, 40), (20, 400), (400, 784)], 128
 
 
+def lstm(batch=32, time_=100, hidden=128):
+    """The adding problem's model with PyTorch's own fused `torch.lstm` (what a PyTorch user
+    would write), fed the crate's weights: PyTorch stores `weight_ih` as `[4H, in]` with the
+    same gate order (input, forget, cell, output), so it is the crate's `w_x` transposed."""
+
+    def make(gen):
+        bound = math.sqrt(6.0 / (2 + 4 * hidden))
+        bound_h = math.sqrt(6.0 / (hidden + 4 * hidden))
+        params = {
+            "rnn.w_x": (torch.rand(2, 4 * hidden, generator=gen) * 2 - 1) * bound,
+            "rnn.w_h": (torch.rand(hidden, 4 * hidden, generator=gen) * 2 - 1) * bound_h,
+            "rnn.b_x": torch.zeros(4 * hidden),
+            "rnn.b_h": torch.zeros(4 * hidden),
+            "head.w": he(hidden, 1, gen),
+            "head.b": torch.zeros(1),
+        }
+        values = torch.rand(batch, time_, generator=gen) * 2 - 1
+        markers = torch.zeros(batch, time_)
+        for b in range(batch):
+            first = torch.randint(0, 10, (1,), generator=gen).item()
+            second = torch.randint(0, time_ // 2, (1,), generator=gen).item()
+            if second == first:
+                second = (second + 1) % (time_ // 2)
+            markers[b, first] = markers[b, second] = 1.0
+        x = torch.stack([values, markers], dim=2)
+        y = 0.5 + (values * markers).sum(1, keepdim=True) / 4.0
+        return params, {"input.x": x, "input.y": y}
+
+    def loss(p, b):
+        x = b["input.x"]
+        h0 = torch.zeros(1, x.shape[0], hidden)
+        weights = [p["rnn.w_x"].t(), p["rnn.w_h"].t(), p["rnn.b_x"], p["rnn.b_h"]]
+        out, _, _ = torch.lstm(x, (h0, h0), weights, True, 1, 0.0, True, False, True)
+        pred = out[:, -1, :] @ p["head.w"] + p["head.b"]
+        return F.mse_loss(pred, b["input.y"])
+
+    layers = [(2, 4 * hidden)] * time_ + [(hidden, 4 * hidden)] * time_
+    # As the Rust side counts: the input projection and the recurrent product at every step
+    # (per row of the batch), and the head on the last step only.
+    return make, loss, (layers, 2 * batch * hidden), batch
+
+
 def made(dims=784, hidden=500, batch=100):
     def make(gen):
         params = mlp_params([dims, hidden, dims], gen)
@@ -171,6 +213,7 @@ def attention(vocab=65, d=128, heads=4, batch=32, time_=64):
 WORKLOADS = {
     "mlp": classifier(0.0),
     "dropout": classifier(0.5),
+    "lstm": lstm(),
     "made": made(),
     "attention": attention(),
     "vae": vae(),

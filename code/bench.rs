@@ -8,7 +8,10 @@
 use anyhow::{Context, Result, bail};
 use dlfs::dropout::{Dropout, DropoutMlp};
 use dlfs::float::c;
+use dlfs::loss::mse;
 use dlfs::loss::softmax_cross_entropy;
+use dlfs::lstm::Lstm;
+use dlfs::lstm::models::LastStep;
 use dlfs::made::{Degrees, Made, Output};
 use dlfs::mlp::Mlp;
 use dlfs::optim::{Optimizer, OptimizerConfig};
@@ -25,7 +28,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// The workloads this build can run, in the order of `shared/BENCHMARKS.md`.
-const WORKLOADS: [&str; 5] = ["mlp", "dropout", "made", "attention", "vae"];
+const WORKLOADS: [&str; 6] = ["mlp", "dropout", "lstm", "made", "attention", "vae"];
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -33,7 +36,7 @@ const WORKLOADS: [&str; 5] = ["mlp", "dropout", "made", "attention", "vae"];
     about = "Time one training step of each workload of shared/BENCHMARKS.md, or write the parity files"
 )]
 struct Cli {
-    /// A workload (mlp, dropout, made, attention, vae) or `all`.
+    /// A workload (mlp, dropout, lstm, made, attention, vae) or `all`.
     workload: String,
     /// Timed steps, after the warm-up.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -314,6 +317,83 @@ impl Workload for VaeWorkload {
     }
 }
 
+// --- lstm -----------------------------------------------------------------------------------
+
+struct LstmWorkload {
+    model: LastStep<f32, Lstm<f32>>,
+    optimizer: Optimizer<f32>,
+    x: ndarray::Array3<f32>,
+    y: Array2<f32>,
+}
+
+impl LstmWorkload {
+    const BATCH: usize = 32;
+    const TIME: usize = 100;
+    const HIDDEN: usize = 128;
+
+    fn new() -> LstmWorkload {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let lstm = Lstm::new(2, Self::HIDDEN, &mut rng);
+        let model = LastStep::new(lstm, 1, &mut rng);
+        let (x, y) = dlfs::lstm::adding::sequences::<f32>(Self::BATCH, Self::TIME, &mut rng);
+        LstmWorkload {
+            model,
+            optimizer: OptimizerConfig::adam(1e-3).build(),
+            x,
+            y,
+        }
+    }
+}
+
+impl Workload for LstmWorkload {
+    fn params(&self) -> usize {
+        count(&self.model)
+    }
+    fn flops(&self) -> u64 {
+        let (b, t, h) = (Self::BATCH, Self::TIME, Self::HIDDEN);
+        let input = 2 * (b * t * 2 * 4 * h) as u64;
+        let recurrent = 2 * (t * b * h * 4 * h) as u64;
+        let head = 2 * (b * h) as u64;
+        3 * (input + recurrent + head)
+    }
+    fn step(&mut self, step: usize) -> Result<f64> {
+        let (x, y) = (&self.x, &self.y);
+        Ok(train_step(
+            step,
+            &mut self.model,
+            &mut self.optimizer,
+            |m| {
+                let (pred, cache) = m.forward(x);
+                let (loss, dy) = mse(&pred, y);
+                m.backward(&cache, &dy);
+                loss
+            },
+        )?)
+    }
+    fn gradients(&mut self) -> (f64, Extra) {
+        zero_grads(&mut self.model);
+        let (pred, cache) = self.model.forward(&self.x);
+        let (loss, dy) = mse(&pred, &self.y);
+        self.model.backward(&cache, &dy);
+        let extra = vec![
+            (
+                "input.x".into(),
+                self.x.shape().to_vec(),
+                self.x.iter().copied().collect(),
+            ),
+            (
+                "input.y".into(),
+                self.y.shape().to_vec(),
+                self.y.iter().copied().collect(),
+            ),
+        ];
+        (f64::from(loss), extra)
+    }
+    fn model(&self) -> &dyn ParamsRef {
+        &self.model
+    }
+}
+
 // --- made -----------------------------------------------------------------------------------
 
 struct MadeWorkload {
@@ -466,6 +546,7 @@ fn build(name: &str) -> Box<dyn Workload> {
         "vae" => Box::new(VaeWorkload::new()),
         "attention" => Box::new(AttentionWorkload::new()),
         "made" => Box::new(MadeWorkload::new()),
+        "lstm" => Box::new(LstmWorkload::new()),
         _ => unreachable!("checked against WORKLOADS"),
     }
 }
