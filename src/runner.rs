@@ -79,7 +79,16 @@ fn first_line(message: &str) -> String {
 // ANCHOR: main
 /// Runs a chapter program: parses the process's flags into `P` and calls `run`. `--help` and
 /// `--version` print and exit 0; a bad flag or a failed run prints one line and exits 2 or 1.
+///
+/// The matrix products run on one thread unless `MATMUL_NUM_THREADS` says otherwise: most
+/// chapter programs already train two models side by side, one per core, and threading each
+/// product as well would put four threads on two cores (the performance appendix measures
+/// both). Results are the same bytes either way.
 pub fn main<P: Parser>(run: impl FnOnce(P) -> Result<()>) -> ExitCode {
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        // SAFETY: the first thing the program does, before any other thread exists.
+        unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") };
+    }
     let args = match P::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {

@@ -25,7 +25,10 @@ fn each_workload_prints_one_json_line() {
         .iter()
         .map(|l| l["workload"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["mlp", "dropout", "lstm", "made", "attention", "vae"]);
+    assert_eq!(
+        names,
+        ["mlp", "dropout", "lstm", "made", "attention", "vae"]
+    );
     for l in &lines {
         assert!(l["step_ms_median"].as_f64().unwrap() > 0.0);
         assert_eq!(l["threads"], 1);
