@@ -513,7 +513,7 @@ pub fn char_table(r: &CharReport) -> String {
             "The LSTM trained for {} steps of {} streams x {} characters ({:.1} passes over the \
              training split) with {}, decaying linearly to {} of it, clipping at norm {}, dropout {}; \
              the parameters kept are those of step {}, the best of the validation checks every {} \
-             steps; their training-split score is {:.4}.",
+             steps; their training-split score (read as {} streams) is {:.4}.",
             c.steps,
             c.batch,
             c.window,
@@ -524,6 +524,7 @@ pub fn char_table(r: &CharReport) -> String {
             c.dropout,
             run.best_step,
             c.eval_every,
+            c.batch,
             run.train_bpc,
         );
     }
