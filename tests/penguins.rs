@@ -213,6 +213,7 @@ fn bad_input_fails_in_one_line() {
     let data = dir.path().to_str().unwrap();
     common::assert_fails_in_one_line("penguins", &["--data", data], 1, "the header is");
     common::assert_fails_in_one_line("penguins", &["--splits", "0"], 2, "--splits");
+    common::assert_fails_in_one_line("penguins", &["--epochs", "3"], 1, "--epochs does not apply");
     let missing = dir.path().join("none");
     let missing = missing.to_str().unwrap();
     common::assert_fails_in_one_line("penguins", &["--data", missing], 1, "penguins.csv");

@@ -339,7 +339,7 @@ pub fn project(table: &[Penguin], target: Target, quick: bool, seed: u64) -> Res
 )]
 pub struct Cli {
     #[command(flatten)]
-    /// The flags every chapter program has (`--epochs` is not used).
+    /// The flags every chapter program has (`--epochs` is refused: nothing here is tuned by it).
     pub common: CommonArgs,
     /// Also rerun both projects with the split seeds `1..=N` (the whole project, from the test
     /// split on, once per seed) and write `penguins-seeds.md`: how far one test score of 69
@@ -515,6 +515,10 @@ pub fn bill_scatter(table: &[Penguin]) -> Result<String> {
 /// The program: load the table, run both projects, write the tables and the figure.
 pub fn run(cli: Cli) -> Result<()> {
     let common = &cli.common;
+    anyhow::ensure!(
+        common.epochs.is_none(),
+        "--epochs does not apply: the grid's softmax models train for a fixed 100 epochs, and the other models have no epochs"
+    );
     let run = Run::new(common, &chapter_dir("classical"))?;
     let path = common.data_dir("penguins").join("penguins.csv");
     let table = penguins::load(&path).context("cannot load the penguins")?;
