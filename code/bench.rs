@@ -16,7 +16,7 @@ use dlfs::made::{Degrees, Made, Output};
 use dlfs::mlp::Mlp;
 use dlfs::optim::{Optimizer, OptimizerConfig};
 use dlfs::param::{Params, count, zero_grads};
-use dlfs::runner::train_step;
+use dlfs::runner::{median, train_step};
 use dlfs::self_attention::models::CharAttention;
 use dlfs::vae::{Likelihood, Vae};
 use ndarray::Array2;
@@ -74,10 +74,10 @@ fn peak(m: usize, k: usize, n: usize, repeats: usize, threads: usize) -> String 
             gflops.push(2.0 * (m * k * n) as f64 / s / 1e9);
         }
     }
-    gflops.sort_by(f64::total_cmp);
+    let gflops = median(&mut gflops).expect("at least one timed product");
     serde_json::json!({
         "workload": format!("{m} x {k} x {n}"),
-        "gflops": (gflops[gflops.len() / 2] * 10.0).round() / 10.0,
+        "gflops": (gflops * 10.0).round() / 10.0,
         "threads": threads,
         "impl": "dlfs",
     })
@@ -182,8 +182,9 @@ impl Workload for Classifier {
         flops_of(128, &[(784, 256), (256, 256), (256, 10)])
     }
     fn step(&mut self, step: usize) -> Result<f64> {
+        let dropout = self.dropout();
         let (x, labels, rng) = (&self.x, &self.labels, &mut self.rng);
-        if self.model.hidden.rate() == 0.0 {
+        if !dropout {
             // The MLP chapter's step: no masks at all.
             let mlp = &mut self.model.mlp;
             return Ok(train_step(
@@ -564,16 +565,11 @@ fn time(name: &str, w: &mut dyn Workload, cli: &Cli, threads: usize) -> Result<S
         w.step(step)?;
         ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    ms.sort_by(f64::total_cmp);
-    let median = if ms.len() % 2 == 1 {
-        ms[ms.len() / 2]
-    } else {
-        0.5 * (ms[ms.len() / 2 - 1] + ms[ms.len() / 2])
-    };
+    let median = median(&mut ms).expect("at least one timed step");
     Ok(serde_json::json!({
         "workload": name,
         "step_ms_median": (median * 1000.0).round() / 1000.0,
-        "step_ms_min": (ms[0] * 1000.0).round() / 1000.0,
+        "step_ms_min": (ms[0] * 1000.0).round() / 1000.0, // sorted by `median`
         "steps": cli.steps,
         "threads": threads,
         "params": w.params(),

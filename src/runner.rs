@@ -389,6 +389,18 @@ pub fn ensure_finite(step: usize, quantity: &'static str, value: f64) -> Result<
 }
 // ANCHOR_END: finite
 
+/// The median of `values` (sorted in place; the mean of the two middle values for an even
+/// count), or `None` when there are none.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some(0.5 * (values[n / 2 - 1] + values[n / 2])),
+    }
+}
+
 /// How many threads the matrix products use: `MATMUL_NUM_THREADS` if set (matrixmultiply reads
 /// it once, at the first product, and uses 1 to 4), else the machine's cores, as matrixmultiply
 /// counts them. The products split the output between threads, never a sum, so the thread count

@@ -226,6 +226,22 @@ pub struct Boosted {
     pub learning_rate: f64,
 }
 
+/// Adds one round's trees (one per class), shrunk by `learning_rate`, to the class scores
+/// `scores` (`[n, classes]`) of the rows of `x`: how a round updates an ensemble's outputs, for
+/// training, for staged scores and for a validation curve kept round by round.
+pub fn add_round(
+    trees: &[RegressionTree],
+    learning_rate: f64,
+    x: &Array2<f64>,
+    scores: &mut Array2<f64>,
+) {
+    for (k, tree) in trees.iter().enumerate() {
+        for (i, row) in x.axis_iter(Axis(0)).enumerate() {
+            scores[[i, k]] += learning_rate * tree.predict_one(row);
+        }
+    }
+}
+
 /// Row-wise softmax of the scores `f` (`[n, classes]`).
 fn softmax(f: &Array2<f64>) -> Array2<f64> {
     let mut p = f.clone();
@@ -283,11 +299,7 @@ impl Boosted {
                     config,
                 ));
             }
-            for (k, tree) in trees.iter().enumerate() {
-                for (i, row) in x.axis_iter(Axis(0)).enumerate() {
-                    scores[[i, k]] += config.learning_rate * tree.predict_one(row);
-                }
-            }
+            add_round(&trees, config.learning_rate, x, &mut scores);
             model.rounds.push(trees);
             watch(round + 1, &model);
         }
@@ -300,11 +312,7 @@ impl Boosted {
         let classes = self.rounds.first().map_or(0, Vec::len);
         let mut f = Array2::zeros((x.nrows(), classes));
         for trees in self.rounds.iter().take(rounds) {
-            for (k, tree) in trees.iter().enumerate() {
-                for (i, row) in x.axis_iter(Axis(0)).enumerate() {
-                    f[[i, k]] += self.learning_rate * tree.predict_one(row);
-                }
-            }
+            add_round(trees, self.learning_rate, x, &mut f);
         }
         f
     }

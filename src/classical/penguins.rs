@@ -23,7 +23,7 @@ use super::tree::{Tree, TreeConfig};
 use crate::data::penguins::{self, ISLANDS, MEASUREMENTS, Penguin, SEXES, SPECIES};
 use crate::loss::argmax_rows;
 use crate::plot::{Labels, label_scatter};
-use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct};
+use crate::runner::{CommonArgs, Run, Table, chapter_dir, median, pct};
 use anyhow::{Context, Result};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -84,22 +84,18 @@ impl Pipeline {
         let mut medians = [0.0; 4];
         for (k, m) in medians.iter_mut().enumerate() {
             let mut seen: Vec<f64> = rows.iter().filter_map(|p| p.measurements[k]).collect();
-            seen.sort_by(f64::total_cmp);
-            *m = median(&seen);
+            *m = median(&mut seen).unwrap_or(0.0);
         }
         let females = rows.iter().filter(|p| p.sex == Some(0)).count();
         let males = rows.iter().filter(|p| p.sex == Some(1)).count();
-        let mut pipeline = Pipeline {
+        let majority_sex = usize::from(males > females);
+        let raw = encode(target, &medians, majority_sex, rows);
+        Pipeline {
             target,
             medians,
-            majority_sex: usize::from(males > females),
-            scaler: Standardizer {
-                mean: ndarray::Array1::zeros(0),
-                scale: ndarray::Array1::zeros(0),
-            },
-        };
-        pipeline.scaler = Standardizer::fit(&pipeline.raw(rows));
-        pipeline
+            majority_sex,
+            scaler: Standardizer::fit(&raw),
+        }
     }
 
     /// The feature matrix of `rows`: imputed and one-hot encoded, then scaled.
@@ -109,51 +105,59 @@ impl Pipeline {
 
     /// The names of the columns [`transform`](Self::transform) returns.
     pub fn columns(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
-        if self.target == Target::Sex {
-            names.extend(SPECIES.iter().map(|s| format!("species = {s}")));
-        }
-        names.extend(ISLANDS.iter().map(|s| format!("island = {s}")));
-        if self.target == Target::Species {
-            names.extend(SEXES.iter().map(|s| format!("sex = {s}")));
-        }
-        names.extend(MEASUREMENTS.iter().map(|s| s.to_string()));
-        names
+        columns(self.target)
     }
 
     /// Imputed and one-hot encoded, before scaling.
     fn raw(&self, rows: &[&Penguin]) -> Array2<f64> {
-        let width = self.columns().len();
-        let mut x = Array2::zeros((rows.len(), width));
-        for (mut row, p) in x.rows_mut().into_iter().zip(rows) {
-            let mut at = 0;
-            let mut one_hot = |row: &mut ndarray::ArrayViewMut1<f64>, value: usize, n: usize| {
-                row[at + value] = 1.0;
-                at += n;
-            };
-            if self.target == Target::Sex {
-                one_hot(&mut row, p.species, SPECIES.len());
-            }
-            one_hot(&mut row, p.island, ISLANDS.len());
-            if self.target == Target::Species {
-                one_hot(&mut row, p.sex.unwrap_or(self.majority_sex), SEXES.len());
-            }
-            for k in 0..4 {
-                row[width - 4 + k] = p.measurements[k].unwrap_or(self.medians[k]);
-            }
-        }
-        x
+        encode(self.target, &self.medians, self.majority_sex, rows)
     }
+}
+
+/// The columns of `target`'s features, in order.
+fn columns(target: Target) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    if target == Target::Sex {
+        names.extend(SPECIES.iter().map(|s| format!("species = {s}")));
+    }
+    names.extend(ISLANDS.iter().map(|s| format!("island = {s}")));
+    if target == Target::Species {
+        names.extend(SEXES.iter().map(|s| format!("sex = {s}")));
+    }
+    names.extend(MEASUREMENTS.iter().map(|s| s.to_string()));
+    names
+}
+
+/// `rows` imputed with `medians` and `majority_sex` and one-hot encoded, in the order of
+/// [`columns`].
+fn encode(
+    target: Target,
+    medians: &[f64; 4],
+    majority_sex: usize,
+    rows: &[&Penguin],
+) -> Array2<f64> {
+    let width = columns(target).len();
+    let mut x = Array2::zeros((rows.len(), width));
+    for (mut row, p) in x.rows_mut().into_iter().zip(rows) {
+        let mut at = 0;
+        let mut one_hot = |row: &mut ndarray::ArrayViewMut1<f64>, value: usize, n: usize| {
+            row[at + value] = 1.0;
+            at += n;
+        };
+        if target == Target::Sex {
+            one_hot(&mut row, p.species, SPECIES.len());
+        }
+        one_hot(&mut row, p.island, ISLANDS.len());
+        if target == Target::Species {
+            one_hot(&mut row, p.sex.unwrap_or(majority_sex), SEXES.len());
+        }
+        for k in 0..4 {
+            row[width - 4 + k] = p.measurements[k].unwrap_or(medians[k]);
+        }
+    }
+    x
 }
 // ANCHOR_END: pipeline
-
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
-    }
-}
 
 // ANCHOR: models
 /// One setting of one model family in the grid.

@@ -656,7 +656,7 @@ fn gradient_boosting(
     rounds: usize,
     report: &mut Report,
 ) -> Result<(String, String)> {
-    use super::boosting::{BoostConfig, Boosted};
+    use super::boosting::{BoostConfig, Boosted, add_round};
     let mut series = Vec::new();
     let mut chosen: Option<(usize, usize, f64, Boosted)> = None;
     for depth in [2, 3, 4] {
@@ -670,11 +670,7 @@ fn gradient_boosting(
         let mut curve = Vec::with_capacity(rounds);
         let model = Boosted::fit(&s.train.x, &s.train.y, CLASSES, &config, |round, m| {
             let newest = m.rounds.last().expect("a round was just added");
-            for (k, tree) in newest.iter().enumerate() {
-                for (i, row) in s.validation.x.axis_iter(Axis(0)).enumerate() {
-                    val_scores[[i, k]] += m.learning_rate * tree.predict_one(row);
-                }
-            }
+            add_round(newest, m.learning_rate, &s.validation.x, &mut val_scores);
             let val = accuracy(&crate::loss::argmax_rows(&val_scores), &s.validation.y);
             curve.push((round, val));
         });

@@ -18,7 +18,7 @@ use crate::ngram::{NGram, Smoothing};
 use crate::optim::{OptimizerArgs, OptimizerConfig};
 use crate::param::{Params, count};
 use crate::plot::{Heatmap, Labels, Series, heatmaps, line_chart, loglog_chart};
-use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, stream, train_step};
+use crate::runner::{CommonArgs, Run, Table, chapter_dir, median, pct, stream, train_step};
 use anyhow::Result;
 use ndarray::{Array2, s};
 use plotters::prelude::SeriesLabelPosition;
@@ -532,20 +532,6 @@ pub struct ScaleRow {
     pub jacobian_scaled: f64,
 }
 
-/// The median of `v` (the mean of the middle two for an even length; NaN when empty).
-pub fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// The Frobenius norm of `diag(p) - p p^T`:
 /// `sqrt(sum_i p_i^2 (1 - p_i)^2 + sum_{i != j} p_i^2 p_j^2)`.
 pub fn softmax_jacobian_norm(p: &[f64]) -> f64 {
@@ -594,8 +580,8 @@ pub fn scale_study(
                 d_k,
                 max_weight_unscaled: largest[0] / n,
                 max_weight_scaled: largest[1] / n,
-                jacobian_unscaled: median(&mut jacobian[0]),
-                jacobian_scaled: median(&mut jacobian[1]),
+                jacobian_unscaled: median(&mut jacobian[0]).unwrap_or(f64::NAN),
+                jacobian_scaled: median(&mut jacobian[1]).unwrap_or(f64::NAN),
             }
         })
         .collect()
