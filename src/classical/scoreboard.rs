@@ -573,9 +573,15 @@ fn random_forest(
 // ANCHOR: tsne_experiment
 /// Exact t-SNE of all the digits (the labels are not used), drawn like the PCA and LDA scatters,
 /// and the three pictures compared by how often a test digit's nearest other test digit in the
-/// picture has its class. PCA and LDA are refitted on the training split with two components
-/// (LDA with the ridge chosen above); nothing is chosen here.
-fn tsne(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report) -> Result<(String, String)> {
+/// picture has its class: `pca` and `lda` are the test digits as the PCA and LDA scatters draw
+/// them (`[test, 2]`). Nothing is chosen here.
+fn tsne(
+    s: &DigitSplits,
+    quick: bool,
+    seed: u64,
+    (pca, lda): (&Array2<f64>, &Array2<f64>),
+    report: &mut Report,
+) -> Result<(String, String)> {
     use super::tsne::{TsneConfig, embed, neighbour_agreement};
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(5);
@@ -590,17 +596,14 @@ fn tsne(s: &DigitSplits, quick: bool, seed: u64, report: &mut Report) -> Result<
     let (map, kl) = embed(&all, &config, &mut rng);
     let first_test = s.train.len() + s.validation.len();
     let test_map = map.slice(ndarray::s![first_test.., ..]).to_owned();
-    let pca = Pca::fit(&s.train.x, 2, &mut rng).transform(&s.test.x);
-    let (epsilon, _) = best(&report.lda_ridges);
-    let lda = Lda::fit(&s.train.x, &s.train.y, CLASSES, 2, epsilon, &mut rng).transform(&s.test.x);
     let agreement = [
         (
             "PCA, first two components",
-            neighbour_agreement(&pca, &s.test.y),
+            neighbour_agreement(pca, &s.test.y),
         ),
         (
             "LDA, first two discriminants",
-            neighbour_agreement(&lda, &s.test.y),
+            neighbour_agreement(lda, &s.test.y),
         ),
         ("t-SNE", neighbour_agreement(&test_map, &s.test.y)),
     ];
@@ -731,6 +734,8 @@ fn gradient_boosting(
 /// Figures of the dimensionality-reduction chapter, and PCA + k-NN.
 struct PcaFigures {
     scatter: String,
+    /// The test split on the first two components, `[test, 2]`: the points of `scatter`.
+    test_points: Array2<f64>,
     variance: String,
     reconstructions: String,
     table: String,
@@ -844,6 +849,7 @@ fn pca(s: &DigitSplits, k: usize, rng: &mut ChaCha8Rng, report: &mut Report) -> 
     );
     Ok(PcaFigures {
         scatter,
+        test_points: z_test.slice(ndarray::s![.., ..2]).to_owned(),
         variance,
         reconstructions,
         table: t,
@@ -854,7 +860,11 @@ fn pca(s: &DigitSplits, k: usize, rng: &mut ChaCha8Rng, report: &mut Report) -> 
 // ANCHOR: lda_experiment
 /// LDA fitted on the training split: the test digits on the first two discriminants, and the
 /// nearest class mean in all nine (the ridge chosen on validation).
-fn lda(s: &DigitSplits, rng: &mut ChaCha8Rng, report: &mut Report) -> Result<(String, String)> {
+fn lda(
+    s: &DigitSplits,
+    rng: &mut ChaCha8Rng,
+    report: &mut Report,
+) -> Result<(String, String, Array2<f64>)> {
     let k = CLASSES - 1;
     let mut tried = Vec::new();
     for epsilon in [1e-3, 1e-2, 1e-1] {
@@ -899,7 +909,7 @@ fn lda(s: &DigitSplits, rng: &mut ChaCha8Rng, report: &mut Report) -> Result<(St
         "\nChosen: epsilon = {epsilon}, test accuracy {} (nearest class mean in the {k} discriminants).",
         pct(test)
     );
-    Ok((scatter, t))
+    Ok((scatter, t, z.slice(ndarray::s![.., ..2]).to_owned()))
 }
 // ANCHOR_END: lda_experiment
 
@@ -983,9 +993,10 @@ pub fn run_with(
     progress.inc(1);
     let pca = pca(&s, k, &mut rng, &mut report)?;
     progress.inc(1);
-    let (lda_scatter, lda_table) = lda(&s, &mut rng, &mut report)?;
+    let (lda_scatter, lda_table, lda_points) = lda(&s, &mut rng, &mut report)?;
     progress.inc(1);
-    let (tsne_scatter, tsne_table) = tsne(&s, common.quick, common.seed, &mut report)?;
+    let pictures = (&pca.test_points, &lda_points);
+    let (tsne_scatter, tsne_table) = tsne(&s, common.quick, common.seed, pictures, &mut report)?;
     softmax_row(&s, common.quick, common.seed, &mut report)?;
     report.rows.extend(later_rows(&s, common)?);
     progress.finish_and_clear();
