@@ -1,0 +1,89 @@
+"""Where each workload's step spends its time: samples the crate's bench at one thread with
+`perf record` (the software clock, which works where hardware counters are not exposed), sorts
+the samples into a few kinds of work, and prints the performance appendix's profile table
+(Markdown, on stdout).
+
+    python3 bench/profile.py [WORKLOAD ...] > chapters/appendix/performance-profiles.md
+
+Each workload runs twice: as the chapters run it, and with `DLFS_ALLOCATOR_DEFAULTS=1`, which
+leaves glibc's allocator at its defaults (see `runner::keep_freed_memory`), so the table shows
+what that one change saved and where the rest of the time goes. Needs `perf` (Debian's
+linux-perf) and a release build of the bench (`cargo build --release --example bench`).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BENCH = "target/release/examples/bench"
+WORKLOADS = ["mlp", "dropout", "lstm", "made", "attention", "transformer", "vae"]
+
+# (column, test on the shared object and the symbol), first match wins.
+KINDS = [
+    ("matrix products", lambda dso, sym: sym.startswith("matrixmultiply::")),
+    ("exp, tanh, erf, log", lambda dso, sym: dso.startswith("libm") or re.match(r"_*(exp|tanh|erf|log|expm1)", sym)),
+    ("kernel: page faults and mappings", lambda dso, sym: dso.startswith("[kernel")),
+    ("memset, memcpy", lambda dso, sym: re.match(r"_*(memset|memmove|memcpy)", sym) is not None),
+    ("allocator", lambda dso, sym: re.match(r"_*(malloc|free|_int_malloc|_int_free|cfree|realloc|calloc|malloc_consolidate|unlink_chunk|sysmalloc)", sym) is not None),
+    ("the crate's own loops", lambda dso, sym: True),
+]
+
+
+def profile(workload, defaults):
+    env = dict(os.environ)
+    if defaults:
+        env["DLFS_ALLOCATOR_DEFAULTS"] = "1"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = f"{tmp}/perf.data"
+        run = subprocess.run(
+            ["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", data, BENCH, workload,
+             "--threads", "1", "--steps", "100"],
+            env=env, capture_output=True, text=True, check=True,
+        )
+        line = json.loads(next(l for l in run.stdout.splitlines() if l.startswith("{")))
+        report = subprocess.run(
+            ["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio", "-q",
+             "-g", "none"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    shares = {k: 0.0 for k, _ in KINDS}
+    for row in report.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*?)\s*(-\s+-\s*)?$", row)
+        if not m:
+            continue
+        pct, dso, sym = float(m.group(1)), m.group(2), m.group(3)
+        for kind, test in KINDS:
+            if test(dso, sym):
+                shares[kind] += pct
+                break
+    return line["step_ms_median"], shares
+
+
+def main():
+    if shutil.which("perf") is None:
+        sys.exit("error: perf not found (Debian: apt-get install linux-perf)")
+    if not os.access(BENCH, os.X_OK):
+        sys.exit(f"error: {BENCH} not found: run `cargo build --release --example bench` first")
+    names = sys.argv[1:] or WORKLOADS
+    listed = subprocess.run([BENCH, "--help"], capture_output=True, text=True).stdout
+    names = [n for n in names if f"{n}" in listed]
+    kinds = [k for k, _ in KINDS]
+    print("Share of each workload's samples (percent), one thread, 100 timed steps under `perf record`"
+          " (which slows a step a little); *defaults* is glibc's allocator left at its defaults,"
+          " *kept* is the chapters' setting.")
+    print()
+    print("| workload | allocator | step (ms) | " + " | ".join(kinds) + " |")
+    print("|---|---|---:|" + "---:|" * len(kinds))
+    for n in names:
+        for defaults in (True, False):
+            ms, shares = profile(n, defaults)
+            cells = " | ".join(f"{shares[k]:.1f}" for k in kinds)
+            print(f"| `{n}` | {'defaults' if defaults else 'kept'} | {ms:.2f} | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
