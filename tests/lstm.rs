@@ -791,3 +791,47 @@ fn the_program_fails_in_one_line_without_a_panic() {
         common::assert_fails_in_one_line("lstm", &args, code, needle);
     }
 }
+
+#[test]
+fn the_tuning_sweep_changes_one_setting_at_a_time_and_scores_every_configuration() {
+    use dlfs::lstm::experiment::tune_configs;
+    let cli: Cli = parse(["lstm", "--quick"]).unwrap();
+    let configs = tune_configs(&cli).unwrap();
+    let reference = serde_json::to_value(&configs[0].2).unwrap();
+    assert_eq!(configs[0].0, "reference");
+    for (knob, value, config) in &configs[1..] {
+        let c = serde_json::to_value(config).unwrap();
+        let changed: Vec<&String> = c
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| reference[k.as_str()] != **v)
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(changed.len(), 1, "{knob} {value} changed {changed:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let cli: Cli = parse([
+        "lstm",
+        "--quick",
+        "--part",
+        "tune",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    run(cli).unwrap();
+    let rows = json(&out, "tuning.json")["report"]["rows"].clone();
+    assert_eq!(rows.as_array().unwrap().len(), configs.len());
+    for row in rows.as_array().unwrap() {
+        let bpc = row["validation_bpc"].as_f64().unwrap();
+        assert!(bpc.is_finite() && bpc > 0.0, "{row}");
+    }
+    let table = std::fs::read_to_string(out.join("char-tuning.md")).unwrap();
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("| ")).count(),
+        configs.len() + 1
+    );
+    assert!(!out.join("char.json").exists() && !out.join("adding.json").exists());
+}

@@ -147,6 +147,50 @@ pub fn train(
     dropout_rngs: &mut [ChaCha8Rng],
     progress: &dyn Fn(usize, f64),
 ) -> anyhow::Result<(CharModel<f32>, CharRun)> {
+    let fitted = fit(
+        config,
+        vocab,
+        (train, validation),
+        init_rng,
+        dropout_rngs,
+        progress,
+    )?;
+    let model = fitted.model;
+    let score = |ids: &[usize]| bits_per_char(evaluate(&model, ids, 1, config.window));
+    let run = CharRun {
+        curve: fitted.curve,
+        best_step: fitted.best_step,
+        validation_bpc: score(validation),
+        test_bpc: score(test),
+        train_bpc: bits_per_char(evaluate(&model, train, config.batch, config.window)),
+        epochs: (fitted.steps * config.batch * config.window) as f64 / train.len() as f64,
+    };
+    Ok((model, run))
+}
+
+/// What [`fit`] returns: the kept model and how training went.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    /// The parameters of the best validation check.
+    pub model: CharModel<f32>,
+    /// As [`CharRun::curve`].
+    pub curve: Vec<(usize, f64, f64)>,
+    /// The step of the best validation check.
+    pub best_step: usize,
+    /// Steps taken.
+    pub steps: usize,
+}
+
+/// The training loop of [`train`], which reads only the training and validation splits (the
+/// tuning sweep uses it directly).
+pub fn fit(
+    config: &CharConfig,
+    vocab: usize,
+    (train, validation): (&[usize], &[usize]),
+    init_rng: &mut ChaCha8Rng,
+    dropout_rngs: &mut [ChaCha8Rng],
+    progress: &dyn Fn(usize, f64),
+) -> anyhow::Result<Fitted> {
     let threads = config.threads;
     anyhow::ensure!(
         config.batch.is_multiple_of(threads) && dropout_rngs.len() == threads,
@@ -208,16 +252,12 @@ pub fn train(
         }
     }
     let (_, best_step, model) = best;
-    let score = |ids: &[usize]| bits_per_char(evaluate(&model, ids, 1, config.window));
-    let run = CharRun {
+    Ok(Fitted {
+        model,
         curve,
         best_step,
-        validation_bpc: score(validation),
-        test_bpc: score(test),
-        train_bpc: bits_per_char(evaluate(&model, train, config.batch, config.window)),
-        epochs: (step * config.batch * config.window) as f64 / train.len() as f64,
-    };
-    Ok((model, run))
+        steps: step,
+    })
 }
 // ANCHOR_END: train
 

@@ -31,6 +31,9 @@ pub enum Part {
     Adding,
     /// Only the character model.
     Char,
+    /// The character model's tuning sweep on the validation split (`char-tuning.md`): one
+    /// setting changed at a time from the reference setting, at a reduced budget.
+    Tune,
 }
 
 /// The flags of `cargo run --release --example lstm`.
@@ -88,6 +91,9 @@ pub struct Cli {
     /// Character model: dropout rate on the embeddings and the LSTM's outputs.
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
+    /// Tuning sweep (`--part tune`): training steps of each configuration tried.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub tune_steps: u64,
     /// `--save FILE` saves the character model; `--load FILE` scores a saved one instead of
     /// training (with `--part char`).
     #[command(flatten)]
@@ -257,12 +263,13 @@ fn load_corpus(common: &CommonArgs) -> Result<Corpus> {
     Corpus::load(&common.data_dir("text").join(SHIPPED_NAME)).context("cannot load the text")
 }
 
-/// Runs the character model: trains (or loads) it, scores it, samples from it, and counts
-/// the n-gram models of the same split beside it.
-pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f32>)> {
-    let seed = cli.common.seed;
-    let config = cli.char_config()?;
-    let corpus = load_corpus(&cli.common)?;
+/// The novel's training, validation and test splits (cut short by `--quick`), checked to be long
+/// enough for `config`.
+fn char_splits<'a>(
+    cli: &Cli,
+    corpus: &'a Corpus,
+    config: &CharConfig,
+) -> Result<(&'a [usize], &'a [usize], &'a [usize])> {
     let (mut train, mut validation, mut test) = corpus.split();
     if cli.common.quick {
         train = &train[..train.len().min(40_000)];
@@ -278,8 +285,18 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
         config.batch,
         config.window
     );
+    Ok((train, validation, test))
+}
+
+/// Runs the character model: trains (or loads) it, scores it, samples from it, and counts
+/// the n-gram models of the same split beside it.
+pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f32>)> {
+    let seed = cli.common.seed;
+    let config = cli.char_config()?;
+    let corpus = load_corpus(&cli.common)?;
+    let splits = char_splits(cli, &corpus, &config)?;
+    let (train, validation, test) = splits;
     let vocab = corpus.vocab.len();
-    let splits = (train, validation, test);
     let (model, char_run) = match &cli.checkpoint.load {
         Some(file) => {
             let mut model = CharModel::new(
@@ -369,6 +386,154 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
     Ok((report, model))
 }
 
+/// One configuration of the tuning sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct TuneRow {
+    /// The setting changed from the reference (`reference` for the reference itself).
+    pub knob: &'static str,
+    /// Its value.
+    pub value: String,
+    /// Validation bits per character of the kept parameters (one stream).
+    pub validation_bpc: f64,
+    /// The step whose parameters were kept (the best validation check).
+    pub best_step: usize,
+    /// CPU seconds the configuration took (both threads).
+    pub cpu_seconds: Option<f64>,
+}
+
+/// The tuning sweep's results.
+#[derive(Clone, Debug, Serialize)]
+pub struct TuneReport {
+    /// The reference setting, at the sweep's budget.
+    pub reference: CharConfig,
+    /// Every configuration tried, the reference first.
+    pub rows: Vec<TuneRow>,
+}
+
+// ANCHOR: tune
+/// The settings the sweep tries: the reference (the flags' values) and, one at a time, other
+/// values of the learning rate, the dropout rate, the hidden size and the window, each trained
+/// for `--tune-steps` steps from the same seed. Larger models and windows are not tried: their
+/// steps cost more than the default run's ten-minute budget leaves room for.
+pub fn tune_configs(cli: &Cli) -> Result<Vec<(&'static str, String, CharConfig)>> {
+    let mut reference = cli.char_config()?;
+    reference.steps = if cli.common.quick {
+        40
+    } else {
+        cli.tune_steps as usize
+    };
+    let mut out = vec![(
+        "reference",
+        "the flags' values".to_string(),
+        reference.clone(),
+    )];
+    let mut vary = |knob, value: String, change: &dyn Fn(&mut CharConfig)| {
+        let mut c = reference.clone();
+        change(&mut c);
+        out.push((knob, value, c));
+    };
+    let lr = reference.optimizer.lr;
+    for f in [0.5f32, 2.0] {
+        vary("learning rate", format!("{}", lr * f), &|c| {
+            c.optimizer.lr = lr * f
+        });
+    }
+    for p in [0.1, 0.2] {
+        vary("dropout", format!("{p}"), &|c| c.dropout = p);
+    }
+    let hidden = reference.hidden * 3 / 4;
+    vary("hidden units", hidden.to_string(), &|c| c.hidden = hidden);
+    let window = (reference.window * 16).div_ceil(25);
+    vary("window", window.to_string(), &|c| c.window = window);
+    Ok(out)
+}
+
+/// Trains every configuration of [`tune_configs`] and scores it on the validation split. The
+/// test split is never read here.
+pub fn tune_experiment(cli: &Cli, run: &Run) -> Result<TuneReport> {
+    let seed = cli.common.seed;
+    let configs = tune_configs(cli)?;
+    let corpus = load_corpus(&cli.common)?;
+    let vocab = corpus.vocab.len();
+    let mut rows = Vec::new();
+    for (knob, value, config) in &configs {
+        let (train, validation, _) = char_splits(cli, &corpus, config)?;
+        let bar = run.progress(config.steps as u64, &format!("{knob} {value}"));
+        let mut dropout_rngs: Vec<_> = (0..config.threads as u64)
+            .map(|k| stream(seed, 6 + k))
+            .collect();
+        let cpu = crate::runner::cpu_seconds();
+        let fitted = charlm::fit(
+            config,
+            vocab,
+            (train, validation),
+            &mut stream(seed, 5),
+            &mut dropout_rngs,
+            &|step, _| bar.set_position(step as u64),
+        )?;
+        bar.finish_and_clear();
+        let nats = charlm::evaluate(&fitted.model, validation, 1, config.window);
+        rows.push(TuneRow {
+            knob,
+            value: value.clone(),
+            validation_bpc: crate::data::text::bits_per_char(nats),
+            best_step: fitted.best_step,
+            cpu_seconds: cpu.zip(crate::runner::cpu_seconds()).map(|(a, b)| b - a),
+        });
+    }
+    Ok(TuneReport {
+        reference: configs[0].2.clone(),
+        rows,
+    })
+}
+// ANCHOR_END: tune
+
+/// The tuning sweep's table: every configuration's validation score, the best of each setting
+/// in bold.
+pub fn tune_table(r: &TuneReport) -> String {
+    let reference = r.rows[0].validation_bpc;
+    let mut t = Table::new(
+        &[
+            "setting changed",
+            "value",
+            "validation bits/char",
+            "best step",
+            "CPU seconds",
+        ],
+        "llrrr",
+    );
+    for row in &r.rows {
+        let better = row.validation_bpc < reference;
+        let bpc = format!("{:.4}", row.validation_bpc);
+        t.row([
+            row.knob.to_string(),
+            row.value.clone(),
+            if better { format!("**{bpc}**") } else { bpc },
+            row.best_step.to_string(),
+            row.cpu_seconds.map_or("?".into(), |s| format!("{s:.0}")),
+        ]);
+    }
+    let c = &r.reference;
+    let mut s = t.to_string();
+    let _ = writeln!(
+        s,
+        "\nEach configuration trained for {} steps of {} streams from the same seed, the reference \
+         being {} x LSTM {}, windows of {}, {} decaying linearly to {} of it, dropout {}; the others \
+         change one setting each. The score is the validation split's bits per character (one \
+         stream) of the parameters of the best validation check; bold marks a configuration \
+         better than the reference. The test split is not read.",
+        c.steps,
+        c.batch,
+        c.depth,
+        c.hidden,
+        c.window,
+        c.optimizer.describe(),
+        c.final_lr_fraction,
+        c.dropout,
+    );
+    s
+}
+
 // ANCHOR: program
 /// The program: run the parts asked for, write their tables and figures.
 pub fn run(cli: Cli) -> Result<()> {
@@ -397,9 +562,16 @@ pub fn run(cli: Cli) -> Result<()> {
         2,
         Some("the LSTM and the RNN side by side; the character model's batch split in halves"),
     );
+    if cli.part == Part::Tune {
+        let report = tune_experiment(&cli, &run)?;
+        let table = tune_table(&report);
+        print!("{table}");
+        run.write("char-tuning.md", table.as_bytes())?;
+        return run.write_record("tuning-provenance.md", "tuning.json", &report);
+    }
     let adding = match cli.part {
         Part::Both | Part::Adding => Some(adding_experiment(&cli, &run)?),
-        Part::Char => None,
+        Part::Char | Part::Tune => None,
     };
     let char = match cli.part {
         Part::Both | Part::Char => {
@@ -413,7 +585,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Some(report)
         }
-        Part::Adding => None,
+        Part::Adding | Part::Tune => None,
     };
     let report = Report { adding, char };
     if cli.checkpoint.load.is_some() && common.out.is_none() {
