@@ -210,12 +210,77 @@ def attention(vocab=65, d=128, heads=4, batch=32, time_=64):
     return make, loss, (layers, extra), b
 
 
+def transformer(vocab=65, d=128, heads=4, blocks=2, ff=512, batch=32, time_=64, eps=1e-5):
+    """The decoder-only character model of the Transformer chapter: token embedding plus learned
+    positions, `blocks` pre-LayerNorm blocks (x + MHA(LN(x)) with a causal mask, then
+    x + W2 GELU(W1 LN(x)), exact erf GELU), a final LayerNorm, and an untied output layer."""
+    dk = d // heads
+
+    def make(gen):
+        params = {
+            "tokens.table": torch.randn(vocab, d, generator=gen) / math.sqrt(d),
+            "positions.table": torch.randn(time_, d, generator=gen) / math.sqrt(d),
+        }
+        for i in range(blocks):
+            pre = f"blocks.{i}"
+            for norm in ["norm1", "norm2"]:
+                params[f"{pre}.{norm}.gamma"] = torch.ones(d)
+                params[f"{pre}.{norm}.beta"] = torch.zeros(d)
+            for name in ["wq", "wk", "wv", "wo"]:
+                params[f"{pre}.attention.{name}.w"] = torch.randn(d, d, generator=gen) / math.sqrt(d)
+                params[f"{pre}.attention.{name}.b"] = torch.zeros(d)
+            params[f"{pre}.ff.w1.w"] = he(d, ff, gen)
+            params[f"{pre}.ff.w1.b"] = torch.zeros(ff)
+            params[f"{pre}.ff.w2.w"] = he(ff, d, gen)
+            params[f"{pre}.ff.w2.b"] = torch.zeros(d)
+        params["norm.gamma"] = torch.ones(d)
+        params["norm.beta"] = torch.zeros(d)
+        params["output.w"] = torch.randn(d, vocab, generator=gen) / math.sqrt(d)
+        params["output.b"] = torch.zeros(vocab)
+        batch_ = {
+            "input.ids": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
+            "input.targets": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
+        }
+        return params, batch_
+
+    def loss(p, b):
+        ids, targets = b["input.ids"].long(), b["input.targets"].long()
+        n, t = ids.shape
+        x = p["tokens.table"][ids] + p["positions.table"][torch.arange(t)]
+        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+        for i in range(blocks):
+            pre = f"blocks.{i}"
+            h = F.layer_norm(x, (d,), p[f"{pre}.norm1.gamma"], p[f"{pre}.norm1.beta"], eps)
+
+            def project(name):
+                y = h @ p[f"{pre}.attention.{name}.w"] + p[f"{pre}.attention.{name}.b"]
+                return y.view(n, t, heads, dk).transpose(1, 2)  # [batch, heads, time, d_k]
+
+            q, k, v = project("wq"), project("wk"), project("wv")
+            scores = q @ k.transpose(-1, -2) / math.sqrt(dk)
+            weights = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
+            merged = (weights @ v).transpose(1, 2).reshape(n, t, d)
+            x = x + merged @ p[f"{pre}.attention.wo.w"] + p[f"{pre}.attention.wo.b"]
+            h = F.layer_norm(x, (d,), p[f"{pre}.norm2.gamma"], p[f"{pre}.norm2.beta"], eps)
+            h = F.gelu(h @ p[f"{pre}.ff.w1.w"] + p[f"{pre}.ff.w1.b"], approximate="none")
+            x = x + h @ p[f"{pre}.ff.w2.w"] + p[f"{pre}.ff.w2.b"]
+        x = F.layer_norm(x, (d,), p["norm.gamma"], p["norm.beta"], eps)
+        logits = x.reshape(n * t, d) @ p["output.w"] + p["output.b"]
+        return F.cross_entropy(logits, targets.reshape(-1))
+
+    b = batch * time_
+    layers = ([(d, d)] * 4 + [(d, ff), (ff, d)]) * blocks + [(d, vocab)]
+    extra = blocks * 2 * 2 * batch * time_ * time_ * d  # as the attention workload counts
+    return make, loss, (layers, extra), b
+
+
 WORKLOADS = {
     "mlp": classifier(0.0),
     "dropout": classifier(0.5),
     "lstm": lstm(),
     "made": made(),
     "attention": attention(),
+    "transformer": transformer(),
     "vae": vae(),
 }
 

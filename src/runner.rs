@@ -124,7 +124,7 @@ pub fn main<P: Parser>(run: impl FnOnce(P) -> Result<()>) -> ExitCode {
 /// than any array a training step of the book allocates) and the trim threshold out of reach
 /// removes it. Nothing else changes: the same arithmetic runs on the same values. Elsewhere than glibc
 /// on Linux this does nothing, and so it does when `DLFS_ALLOCATOR_DEFAULTS=1` is set (what
-/// `bench/profile.py` uses to measure the difference).
+/// `bench/perf_profile.py` uses to measure the difference).
 pub fn keep_freed_memory() {
     if std::env::var_os("DLFS_ALLOCATOR_DEFAULTS").is_some_and(|v| v == "1") {
         return;

@@ -3,7 +3,7 @@
 the samples into a few kinds of work, and prints the performance appendix's profile table
 (Markdown, on stdout).
 
-    python3 bench/profile.py [WORKLOAD ...] > chapters/appendix/performance-profiles.md
+    python3 bench/perf_profile.py [WORKLOAD ...] > chapters/appendix/performance-profiles.md
 
 Each workload runs twice: as the chapters run it, and with `DLFS_ALLOCATOR_DEFAULTS=1`, which
 leaves glibc's allocator at its defaults (see `runner::keep_freed_memory`), so the table shows
