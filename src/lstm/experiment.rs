@@ -433,7 +433,7 @@ pub fn tune_configs(cli: &Cli) -> Result<Vec<(&'static str, String, CharConfig)>
         out.push((knob, value, c));
     };
     let lr = reference.optimizer.lr;
-    for f in [0.5f32, 2.0] {
+    for f in [0.5f32, 2.0, 4.0] {
         vary("learning rate", format!("{}", lr * f), &|c| {
             c.optimizer.lr = lr * f
         });
