@@ -85,11 +85,13 @@ pub struct Cli {
     /// Character model: streams per batch (even, to split over the two threads).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch: u64,
-    /// Character model: Adam's initial learning rate (it decays linearly to a tenth).
-    #[arg(long, default_value_t = 2e-3)]
+    /// Character model: Adam's initial learning rate (it decays linearly to a tenth). Chosen
+    /// on validation by the tuning sweep (`--part tune`, `char-tuning.md`).
+    #[arg(long, default_value_t = 8e-3)]
     pub char_lr: f32,
-    /// Character model: dropout rate on the embeddings and the LSTM's outputs.
-    #[arg(long, default_value_t = 0.0)]
+    /// Character model: dropout rate on the embeddings and the LSTM's outputs. Chosen on
+    /// validation by the tuning sweep.
+    #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
     /// Tuning sweep (`--part tune`): training steps of each configuration tried.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
