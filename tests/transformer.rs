@@ -361,3 +361,328 @@ fn parameter_names() {
     let mut pos = Positions::<f64>::learned(7, 3, &mut rng(21));
     common::assert_params(&mut pos, &["learned.table"], 21);
 }
+
+use dlfs::transformer::model::{
+    Config, DecoderBlock, Transformer, label_smoothed_cross_entropy, noam_rate,
+};
+use ndarray::{Axis, concatenate};
+
+fn perturb_decoder(block: &mut DecoderBlock<f64>, seed: u64) {
+    let mut r = rng(seed);
+    let n = Normal::new(0.0, 0.3).unwrap();
+    for a in [&mut block.self_attention, &mut block.cross_attention] {
+        for l in [&mut a.wq, &mut a.wk, &mut a.wv, &mut a.wo] {
+            let d = l.b.value.len();
+            l.b.value = Array1::random_using(d, n, &mut r);
+        }
+    }
+    for ln in [&mut block.ln1, &mut block.ln2, &mut block.ln3] {
+        let d = ln.width();
+        ln.gamma.value = Array1::random_using(d, Normal::new(1.0, 0.3).unwrap(), &mut r);
+        ln.beta.value = Array1::random_using(d, n, &mut r);
+    }
+}
+
+#[test]
+fn decoder_block_gradient_check_with_respect_to_both_inputs() {
+    let (tt, ts) = (3, 5);
+    for norm in [Norm::Post, Norm::Pre] {
+        let drop = Dropout::new(0.2).unwrap();
+        let mut block =
+            DecoderBlock::<f64>::new(4, 2, 8, Activation::Relu, norm, drop, &mut rng(30));
+        perturb_decoder(&mut block, 31);
+        // Target states and encoder output stacked along time, so one check covers both.
+        let x = normal3((2, tt + ts, 4), 32);
+        let w = weights_like3((2, tt, 4));
+        let parts = |x: &Array3<f64>| {
+            (
+                x.slice(s![.., ..tt, ..]).to_owned(),
+                x.slice(s![.., tt.., ..]).to_owned(),
+            )
+        };
+        let report = GradCheck::default().layer(
+            &mut block,
+            &x,
+            |m, x| {
+                let (q, mem) = parts(x);
+                (m.forward_train(&q, &mem, &mut rng(7)).0 * &w).sum()
+            },
+            |m, x| {
+                let (q, mem) = parts(x);
+                let (_, cache) = m.forward_train(&q, &mem, &mut rng(7));
+                let (dq, dmem) = m.backward(&cache, &w);
+                concatenate(Axis(1), &[dq.view(), dmem.view()]).unwrap()
+            },
+        );
+        assert_checks(&report);
+    }
+}
+
+fn tiny_config(norm: Norm, dropout: f64) -> Config {
+    Config {
+        src_vocab: 5,
+        tgt_vocab: 6,
+        max_len: 8,
+        d: 4,
+        heads: 2,
+        ff: 6,
+        enc_layers: 2,
+        dec_layers: 2,
+        norm,
+        dropout,
+    }
+}
+
+#[test]
+fn whole_model_gradient_check() {
+    let src = ndarray::array![[0, 3, 1, 4], [2, 2, 0, 1]];
+    let tgt = ndarray::array![[5, 1, 2], [5, 0, 0]];
+    let labels = [1, 2, 3, 0, 0, 4];
+    for norm in [Norm::Post, Norm::Pre] {
+        let mut model = Transformer::<f64>::new(tiny_config(norm, 0.1), &mut rng(33)).unwrap();
+        let report = GradCheck::default().params(
+            &mut model,
+            |m| {
+                let z = m.forward_train(&src, &tgt, &mut rng(5)).0;
+                label_smoothed_cross_entropy(&z, &labels, 0.1).0
+            },
+            |m| {
+                let (z, cache) = m.forward_train(&src, &tgt, &mut rng(5));
+                let (_, dz) = label_smoothed_cross_entropy(&z, &labels, 0.1);
+                m.backward(&cache, &dz);
+            },
+        );
+        assert_checks(&report);
+    }
+}
+
+#[test]
+fn the_decoder_is_causal() {
+    let model = Transformer::<f64>::new(tiny_config(Norm::Post, 0.0), &mut rng(34)).unwrap();
+    let src = ndarray::array![[0, 3, 1, 4]];
+    let a = model.infer(&src, &ndarray::array![[5, 1, 2, 3]]);
+    let b = model.infer(&src, &ndarray::array![[5, 1, 4, 0]]);
+    // Changing target positions 2 and 3 leaves the outputs at 0 and 1 untouched...
+    assert_eq!(a.slice(s![..2, ..]), b.slice(s![..2, ..]));
+    // ...and does change position 2's.
+    assert!(
+        (&a.slice(s![2, ..]) - &b.slice(s![2, ..]))
+            .mapv(f64::abs)
+            .sum()
+            > 1e-6
+    );
+}
+
+#[test]
+fn stacked_blocks_share_no_parameters() {
+    // The study notes' `[Block()] * 3` holds one block three times: a change to one is a change
+    // to all. Here each block is drawn separately, and changing one block's weights changes
+    // only that block's parameters.
+    let mut model = Transformer::<f64>::new(tiny_config(Norm::Post, 0.0), &mut rng(35)).unwrap();
+    let before = model.clone();
+    assert_ne!(
+        model.encoder[0].attention.wq.w.value,
+        model.encoder[1].attention.wq.w.value
+    );
+    assert_ne!(
+        model.decoder[0].ff.lin1.w.value,
+        model.decoder[1].ff.lin1.w.value
+    );
+    model.encoder[0].attention.wq.w.value[[0, 0]] += 1.0;
+    model.decoder[1].ff.lin1.w.value[[0, 0]] += 1.0;
+    let changed = |a: &Transformer<f64>, b: &Transformer<f64>| {
+        let (mut va, mut vb) = (Vec::new(), Vec::new());
+        dlfs::param::Params::visit_ref(a, "", &mut |n, p| {
+            va.push((n.to_string(), p.value.to_owned()))
+        });
+        dlfs::param::Params::visit_ref(b, "", &mut |_, p| vb.push(p.value.to_owned()));
+        va.into_iter()
+            .zip(vb)
+            .filter(|((_, x), y)| x != y)
+            .map(|((n, _), _)| n)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        changed(&before, &model),
+        ["encoder.0.attention.wq.w", "decoder.1.ff.lin1.w"]
+    );
+    // The gradients follow: with a loss that reads only block 0's output through block 1,
+    // the two blocks' gradients differ (one shared array would hold their sum twice).
+    let src = ndarray::array![[0, 3, 1, 4]];
+    let tgt = ndarray::array![[5, 1, 2]];
+    let (z, cache) = model.forward(&src, &tgt);
+    let (_, dz) = label_smoothed_cross_entropy(&z, &[1, 2, 3], 0.0);
+    dlfs::param::zero_grads(&mut model);
+    model.backward(&cache, &dz);
+    assert_ne!(
+        model.encoder[0].attention.wq.w.grad,
+        model.encoder[1].attention.wq.w.grad
+    );
+}
+
+#[test]
+fn the_schedule_matches_the_paper_formula() {
+    let (d, warmup) = (512, 4000);
+    for step in [1, 10, 100, 3999, 4000, 4001, 10_000, 100_000] {
+        let s = step as f64;
+        let expected = 512f64.powf(-0.5) * (s.powf(-0.5)).min(s * 4000f64.powf(-1.5));
+        assert!((noam_rate(d, warmup, step) - expected).abs() < 1e-15);
+    }
+    // The peak at step = warmup: d^-0.5 warmup^-0.5 = 1 / sqrt(512 * 4000).
+    let peak = 1.0 / (512.0f64 * 4000.0).sqrt();
+    assert!((noam_rate(d, warmup, 4000) - peak).abs() < 1e-15);
+    assert!(noam_rate(d, warmup, 3000) < peak && noam_rate(d, warmup, 5000) < peak);
+    // Linear rise: step 2 is twice step 1.
+    assert!((noam_rate(d, warmup, 2) - 2.0 * noam_rate(d, warmup, 1)).abs() < 1e-15);
+}
+
+#[test]
+fn label_smoothing_loss_and_gradient_by_hand() {
+    // One row, three classes, logits (0, ln 2, ln 5): softmax = (1, 2, 5) / 8. Label 1, eps 0.3:
+    // q = (0.1, 0.8, 0.1). Loss = -(0.1 ln(1/8) + 0.8 ln(2/8) + 0.1 ln(5/8)).
+    let z = ndarray::array![[0.0, 2f64.ln(), 5f64.ln()]];
+    let (loss, grad) = label_smoothed_cross_entropy(&z, &[1], 0.3);
+    let expected =
+        -(0.1 * (1.0f64 / 8.0).ln() + 0.8 * (2.0f64 / 8.0).ln() + 0.1 * (5.0f64 / 8.0).ln());
+    assert!((loss - expected).abs() < 1e-14, "{loss} vs {expected}");
+    let hand = [1.0 / 8.0 - 0.1, 2.0 / 8.0 - 0.8, 5.0 / 8.0 - 0.1];
+    for (g, h) in grad.iter().zip(hand) {
+        assert!((g - h).abs() < 1e-14);
+    }
+    // eps = 0 is the plain cross-entropy.
+    let (plain, pg) = dlfs::loss::softmax_cross_entropy(&z, &[1]);
+    let (ls0, g0) = label_smoothed_cross_entropy(&z, &[1], 0.0);
+    assert!((plain - ls0).abs() < 1e-15 && (pg - g0).mapv(f64::abs).sum() < 1e-15);
+}
+
+#[test]
+fn label_smoothing_gradient_check() {
+    let z0 = normal2((3, 5), 40);
+    let labels = [4, 0, 2];
+    let (_, grad) = label_smoothed_cross_entropy(&z0, &labels, 0.1);
+    GradCheck::default()
+        .input(&z0, &grad, |z| {
+            label_smoothed_cross_entropy(z, &labels, 0.1).0
+        })
+        .assert_below(TOLERANCE);
+}
+
+#[test]
+fn decoder_steps_match_the_full_pass() {
+    for norm in [Norm::Post, Norm::Pre] {
+        let mut block = DecoderBlock::<f64>::new(
+            8,
+            2,
+            12,
+            Activation::Relu,
+            norm,
+            Dropout::new(0.0).unwrap(),
+            &mut rng(41),
+        );
+        perturb_decoder(&mut block, 42);
+        let x = normal3((2, 5, 8), 43);
+        let mem = normal3((2, 7, 8), 44);
+        let mut cache = KvCache::new(2, 5, 8);
+        for t in 0..5 {
+            let full = block.infer(&x.slice(s![.., ..=t, ..]), &mem);
+            let step = block.step(&x.slice(s![.., t..=t, ..]), &mem, &mut cache);
+            let diff = (&full.slice(s![.., t..=t, ..]) - &step)
+                .mapv(f64::abs)
+                .sum();
+            assert!(diff < 1e-10, "{norm:?} step {t}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn cached_and_uncached_greedy_decoding_agree() {
+    for norm in [Norm::Post, Norm::Pre] {
+        let mut config = tiny_config(norm, 0.0);
+        config.d = 8;
+        let model = Transformer::<f64>::new(config, &mut rng(45)).unwrap();
+        let src = ndarray::array![[0, 3, 1, 4, 2], [2, 2, 0, 1, 1], [4, 4, 3, 0, 1]];
+        let cached = model.greedy(&src, 5, 6);
+        assert_eq!(cached, model.greedy_uncached(&src, 5, 6), "{norm:?}");
+        assert_eq!(cached.dim(), (3, 6));
+    }
+}
+
+#[test]
+fn model_parameter_names() {
+    let mut model = Transformer::<f64>::new(tiny_config(Norm::Pre, 0.0), &mut rng(46)).unwrap();
+    let names = dlfs::param::names(&model);
+    let d = 4;
+    let attn = 4 * (d * d + d);
+    let ff = (d * 6 + 6) + (6 * d + d);
+    let enc_block = attn + ff + 4 * d;
+    let dec_block = 2 * attn + ff + 6 * d;
+    let count = 5 * d + 6 * d + 2 * enc_block + 2 * dec_block + 2 * 2 * d + (d * 6 + 6);
+    let mut expected: Vec<String> = vec!["src_embed.table".into(), "tgt_embed.table".into()];
+    for i in 0..2 {
+        for p in [
+            "attention.wq.w",
+            "attention.wq.b",
+            "attention.wk.w",
+            "attention.wk.b",
+        ] {
+            expected.push(format!("encoder.{i}.{p}"));
+        }
+        for p in [
+            "attention.wv.w",
+            "attention.wv.b",
+            "attention.wo.w",
+            "attention.wo.b",
+        ] {
+            expected.push(format!("encoder.{i}.{p}"));
+        }
+        for p in [
+            "ln1.gamma",
+            "ln1.beta",
+            "ff.lin1.w",
+            "ff.lin1.b",
+            "ff.lin2.w",
+            "ff.lin2.b",
+        ] {
+            expected.push(format!("encoder.{i}.{p}"));
+        }
+        for p in ["ln2.gamma", "ln2.beta"] {
+            expected.push(format!("encoder.{i}.{p}"));
+        }
+    }
+    for i in 0..2 {
+        for a in ["self_attention", "cross_attention"] {
+            for l in ["wq", "wk", "wv", "wo"] {
+                for p in ["w", "b"] {
+                    expected.push(format!("decoder.{i}.{a}.{l}.{p}"));
+                }
+            }
+        }
+        for p in ["ff.lin1.w", "ff.lin1.b", "ff.lin2.w", "ff.lin2.b"] {
+            expected.push(format!("decoder.{i}.{p}"));
+        }
+        for ln in ["ln1", "ln2", "ln3"] {
+            expected.push(format!("decoder.{i}.{ln}.gamma"));
+            expected.push(format!("decoder.{i}.{ln}.beta"));
+        }
+    }
+    for p in [
+        "enc_norm.gamma",
+        "enc_norm.beta",
+        "dec_norm.gamma",
+        "dec_norm.beta",
+        "out.w",
+        "out.b",
+    ] {
+        expected.push(p.into());
+    }
+    assert_eq!(names, expected);
+    let refs: Vec<&str> = expected.iter().map(String::as_str).collect();
+    common::assert_params(&mut model, &refs, count);
+    // Post-LN has no final norms.
+    let post = Transformer::<f64>::new(tiny_config(Norm::Post, 0.0), &mut rng(46)).unwrap();
+    assert!(
+        !dlfs::param::names(&post)
+            .iter()
+            .any(|n| n.contains("_norm"))
+    );
+}

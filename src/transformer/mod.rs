@@ -30,6 +30,7 @@
 //! `learned.table`.
 
 pub mod layer_norm;
+pub mod model;
 
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutCache};
