@@ -686,3 +686,56 @@ fn model_parameter_names() {
             .any(|n| n.contains("_norm"))
     );
 }
+
+// The chapter program.
+
+use dlfs::transformer::experiment::{Cli, run};
+
+#[test]
+fn quick_run_writes_its_table_and_record_and_reproduces() {
+    common::assert_same_seed_same_bytes::<Cli>("transformer", &["results.md"], "results.md", run);
+    let dir = tempfile::tempdir().unwrap();
+    common::run_quick::<Cli>("transformer", dir.path(), "3", run);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let tasks = json["report"]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 3);
+    for t in tasks {
+        let losses = t["losses"].as_array().unwrap();
+        assert_eq!(losses.len(), 30);
+        // The smoothed loss starts near ln 11 and falls.
+        let first = losses[0].as_f64().unwrap();
+        let last = losses[29].as_f64().unwrap();
+        assert!(first > 2.0 && last < first, "{first} -> {last}");
+    }
+}
+
+#[test]
+fn bad_flags_fail_in_one_line() {
+    common::assert_fails_in_one_line("transformer", &["--bogus"], 2, "--bogus");
+    common::assert_fails_in_one_line(
+        "transformer",
+        &["--quick", "--data", "/no/such/dir"],
+        1,
+        "/no/such/dir",
+    );
+    common::assert_fails_in_one_line("transformer", &["--quick", "--epochs", "3"], 1, "--epochs");
+    common::assert_fails_in_one_line(
+        "transformer",
+        &["--quick", "--lr-factor", "NaN"],
+        1,
+        "--lr-factor",
+    );
+    common::assert_fails_in_one_line("transformer", &["--quick", "--steps", "0"], 2, "--steps");
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_one_line_error() {
+    // A learning rate a million times the schedule's makes the loss overflow.
+    common::assert_fails_in_one_line(
+        "transformer",
+        &["--quick", "--lr-factor", "1e12"],
+        1,
+        "training loss is",
+    );
+}

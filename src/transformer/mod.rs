@@ -29,6 +29,7 @@
 //! `ff.{lin1,lin2}.{w,b}`, `ln2.{gamma,beta}`; a [`Positions`] with learned positions has
 //! `learned.table`.
 
+pub mod experiment;
 pub mod layer_norm;
 pub mod model;
 
