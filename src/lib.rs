@@ -37,4 +37,5 @@ pub mod param;
 pub mod plot;
 pub mod runner;
 pub mod self_attention;
+pub mod transformer;
 pub mod vae;
