@@ -440,8 +440,10 @@ pub fn tune_configs(cli: &Cli) -> Result<Vec<(&'static str, String, CharConfig)>
             c.optimizer.lr = lr * f
         });
     }
-    for p in [0.1, 0.2] {
-        vary("dropout", format!("{p}"), &|c| c.dropout = p);
+    for p in [0.0, 0.1, 0.2] {
+        if p != reference.dropout {
+            vary("dropout", format!("{p}"), &|c| c.dropout = p);
+        }
     }
     let hidden = reference.hidden * 3 / 4;
     vary("hidden units", hidden.to_string(), &|c| c.hidden = hidden);
