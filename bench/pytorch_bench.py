@@ -165,42 +165,65 @@ def made(dims=784, hidden=500, batch=100):
     return make, loss, [(dims, hidden), (hidden, dims)], batch
 
 
-def attention(vocab=65, d=128, heads=4, batch=32, time_=64):
+def mha_params(params, prefix, d, gen):
+    """Q, K, V and O, each `[d, d]` with a zero bias, under `{prefix}.w{q,k,v,o}`."""
+    for name in ["wq", "wk", "wv", "wo"]:
+        params[f"{prefix}.{name}.w"] = torch.randn(d, d, generator=gen) / math.sqrt(d)
+        params[f"{prefix}.{name}.b"] = torch.zeros(d)
+
+
+def causal_mha(p, prefix, x, heads):
+    """Causal multi-head self-attention of `x` (`[batch, time, d]`), output projection included."""
+    n, t, d = x.shape
     dk = d // heads
 
+    def project(name):
+        y = x @ p[f"{prefix}.{name}.w"] + p[f"{prefix}.{name}.b"]
+        return y.view(n, t, heads, dk).transpose(1, 2)  # [batch, heads, time, d_k]
+
+    q, k, v = project("wq"), project("wk"), project("wv")
+    scores = q @ k.transpose(-1, -2) / math.sqrt(dk)
+    causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+    weights = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
+    merged = (weights @ v).transpose(1, 2).reshape(n, t, d)
+    return merged @ p[f"{prefix}.wo.w"] + p[f"{prefix}.wo.b"]
+
+
+def char_output(params, d, vocab, batch, time_, gen):
+    """Adds the untied output layer's parameters; returns a random batch of ids and targets."""
+    params["output.w"] = torch.randn(d, vocab, generator=gen) / math.sqrt(d)
+    params["output.b"] = torch.zeros(vocab)
+    return {
+        "input.ids": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
+        "input.targets": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
+    }
+
+
+def char_loss(p, h, targets):
+    """Cross-entropy of the output layer's logits on `h` (`[batch, time, d]`)."""
+    n, t, d = h.shape
+    logits = h.reshape(n * t, d) @ p["output.w"] + p["output.b"]
+    return F.cross_entropy(logits, targets.reshape(-1))
+
+
+def embedded(p, ids, positions):
+    """Token embedding plus the positions table `positions`, for `ids` (`[batch, time]`)."""
+    return p["tokens.table"][ids] + p[positions][torch.arange(ids.shape[1])]
+
+
+def attention(vocab=65, d=128, heads=4, batch=32, time_=64):
     def make(gen):
         params = {
             "tokens.table": torch.randn(vocab, d, generator=gen) / math.sqrt(d),
             "positions.table": torch.randn(time_, d, generator=gen) / math.sqrt(d),
         }
-        for name in ["wq", "wk", "wv", "wo"]:
-            params[f"attention.{name}.w"] = torch.randn(d, d, generator=gen) / math.sqrt(d)
-            params[f"attention.{name}.b"] = torch.zeros(d)
-        params["output.w"] = torch.randn(d, vocab, generator=gen) / math.sqrt(d)
-        params["output.b"] = torch.zeros(vocab)
-        batch_ = {
-            "input.ids": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
-            "input.targets": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
-        }
-        return params, batch_
+        mha_params(params, "attention", d, gen)
+        return params, char_output(params, d, vocab, batch, time_, gen)
 
     def loss(p, b):
         ids, targets = b["input.ids"].long(), b["input.targets"].long()
-        n, t = ids.shape
-        x = p["tokens.table"][ids] + p["positions.table"][torch.arange(t)]
-
-        def project(name):
-            y = x @ p[f"attention.{name}.w"] + p[f"attention.{name}.b"]
-            return y.view(n, t, heads, dk).transpose(1, 2)  # [batch, heads, time, d_k]
-
-        q, k, v = project("wq"), project("wk"), project("wv")
-        scores = q @ k.transpose(-1, -2) / math.sqrt(dk)
-        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
-        weights = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
-        merged = (weights @ v).transpose(1, 2).reshape(n, t, d)
-        h = x + merged @ p["attention.wo.w"] + p["attention.wo.b"]
-        logits = h.reshape(n * t, d) @ p["output.w"] + p["output.b"]
-        return F.cross_entropy(logits, targets.reshape(-1))
+        x = embedded(p, ids, "positions.table")
+        return char_loss(p, x + causal_mha(p, "attention", x, heads), targets)
 
     b = batch * time_
     layers = [(d, d)] * 4 + [(d, vocab)]
@@ -215,7 +238,6 @@ def transformer(vocab=65, d=128, heads=4, blocks=2, ff=512, batch=32, time_=64, 
     """The decoder-only character model of the Transformer chapter: token embedding plus learned
     positions, `blocks` pre-LayerNorm blocks (x + MHA(LN(x)) with a causal mask, then
     x + W2 GELU(W1 LN(x)), exact erf GELU), a final LayerNorm, and an untied output layer."""
-    dk = d // heads
 
     def make(gen):
         params = {
@@ -227,53 +249,32 @@ def transformer(vocab=65, d=128, heads=4, blocks=2, ff=512, batch=32, time_=64, 
             for norm in ["ln1", "ln2"]:
                 params[f"{pre}.{norm}.gamma"] = torch.ones(d)
                 params[f"{pre}.{norm}.beta"] = torch.zeros(d)
-            for name in ["wq", "wk", "wv", "wo"]:
-                params[f"{pre}.attention.{name}.w"] = torch.randn(d, d, generator=gen) / math.sqrt(d)
-                params[f"{pre}.attention.{name}.b"] = torch.zeros(d)
+            mha_params(params, f"{pre}.attention", d, gen)
             params[f"{pre}.ff.lin1.w"] = he(d, ff, gen)
             params[f"{pre}.ff.lin1.b"] = torch.zeros(ff)
             params[f"{pre}.ff.lin2.w"] = he(ff, d, gen)
             params[f"{pre}.ff.lin2.b"] = torch.zeros(d)
         params["ln_f.gamma"] = torch.ones(d)
         params["ln_f.beta"] = torch.zeros(d)
-        params["output.w"] = torch.randn(d, vocab, generator=gen) / math.sqrt(d)
-        params["output.b"] = torch.zeros(vocab)
-        batch_ = {
-            "input.ids": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
-            "input.targets": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
-        }
-        return params, batch_
+        return params, char_output(params, d, vocab, batch, time_, gen)
 
     def loss(p, b):
         ids, targets = b["input.ids"].long(), b["input.targets"].long()
-        n, t = ids.shape
-        x = p["tokens.table"][ids] + p["positions.learned.table"][torch.arange(t)]
-        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+        x = embedded(p, ids, "positions.learned.table")
         for i in range(blocks):
             pre = f"blocks.{i}"
             h = F.layer_norm(x, (d,), p[f"{pre}.ln1.gamma"], p[f"{pre}.ln1.beta"], eps)
-
-            def project(name):
-                y = h @ p[f"{pre}.attention.{name}.w"] + p[f"{pre}.attention.{name}.b"]
-                return y.view(n, t, heads, dk).transpose(1, 2)  # [batch, heads, time, d_k]
-
-            q, k, v = project("wq"), project("wk"), project("wv")
-            scores = q @ k.transpose(-1, -2) / math.sqrt(dk)
-            weights = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
-            merged = (weights @ v).transpose(1, 2).reshape(n, t, d)
-            x = x + merged @ p[f"{pre}.attention.wo.w"] + p[f"{pre}.attention.wo.b"]
+            x = x + causal_mha(p, f"{pre}.attention", h, heads)
             h = F.layer_norm(x, (d,), p[f"{pre}.ln2.gamma"], p[f"{pre}.ln2.beta"], eps)
             h = F.gelu(h @ p[f"{pre}.ff.lin1.w"] + p[f"{pre}.ff.lin1.b"], approximate="none")
             x = x + h @ p[f"{pre}.ff.lin2.w"] + p[f"{pre}.ff.lin2.b"]
         x = F.layer_norm(x, (d,), p["ln_f.gamma"], p["ln_f.beta"], eps)
-        logits = x.reshape(n * t, d) @ p["output.w"] + p["output.b"]
-        return F.cross_entropy(logits, targets.reshape(-1))
+        return char_loss(p, x, targets)
 
     b = batch * time_
     layers = ([(d, d)] * 4 + [(d, ff), (ff, d)]) * blocks + [(d, vocab)]
     extra = blocks * 2 * 2 * batch * time_ * time_ * d  # as the attention workload counts
     return make, loss, (layers, extra), b
-
 
 WORKLOADS = {
     "mlp": classifier(0.0),
