@@ -265,6 +265,12 @@ fn load_corpus(common: &CommonArgs) -> Result<Corpus> {
     Corpus::load(&common.data_dir("text").join(SHIPPED_NAME)).context("cannot load the text")
 }
 
+/// The character model's dropout draws: one stream per thread (streams 6, 7, ...), so every
+/// training run of the program, the sweep's included, draws the same masks from the same seed.
+fn dropout_streams(seed: u64, threads: usize) -> Vec<rand_chacha::ChaCha8Rng> {
+    (0..threads as u64).map(|k| stream(seed, 6 + k)).collect()
+}
+
 /// The novel's training, validation and test splits (cut short by `--quick`), checked to be long
 /// enough for `config`.
 fn char_splits<'a>(
@@ -314,9 +320,7 @@ pub fn char_experiment(cli: &Cli, run: &Run) -> Result<(CharReport, CharModel<f3
         }
         None => {
             let bar = run.progress(config.steps as u64, "char model");
-            let mut dropout_rngs: Vec<_> = (0..config.threads as u64)
-                .map(|k| stream(seed, 6 + k))
-                .collect();
+            let mut dropout_rngs = dropout_streams(seed, config.threads);
             let (model, r) = charlm::train(
                 &config,
                 vocab,
@@ -463,9 +467,7 @@ pub fn tune_experiment(cli: &Cli, run: &Run) -> Result<TuneReport> {
     for (knob, value, config) in &configs {
         let (train, validation, _) = char_splits(cli, &corpus, config)?;
         let bar = run.progress(config.steps as u64, &format!("{knob} {value}"));
-        let mut dropout_rngs: Vec<_> = (0..config.threads as u64)
-            .map(|k| stream(seed, 6 + k))
-            .collect();
+        let mut dropout_rngs = dropout_streams(seed, config.threads);
         let cpu = crate::runner::cpu_seconds();
         let fitted = charlm::fit(
             config,
