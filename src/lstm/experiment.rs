@@ -185,7 +185,7 @@ impl Cli {
             window: if quick { 20 } else { self.window as usize },
             steps: self
                 .char_steps
-                .map_or(if quick { 60 } else { 5_000 }, |s| s as usize),
+                .map_or(if quick { 60 } else { 4_000 }, |s| s as usize),
             eval_every: if quick { 20 } else { 250 },
             optimizer: OptimizerConfig::adam(self.char_lr),
             final_lr_fraction: 0.1,
