@@ -39,6 +39,21 @@ impl Series {
         }
     }
 
+    /// The means of `values` (one per step, the first at step 1) over consecutive windows of
+    /// `window` steps, each drawn at its window's last step: a noisy per-step curve made
+    /// readable. A window holding a non-finite value has a non-finite mean, which is not drawn.
+    pub fn window_means(name: impl Into<String>, values: &[f64], window: usize) -> Self {
+        let w = window.max(1);
+        Series::new(
+            name,
+            values
+                .chunks(w)
+                .enumerate()
+                .map(|(i, c)| ((i * w + c.len()) as f64, c.iter().sum::<f64>() / c.len() as f64))
+                .collect(),
+        )
+    }
+
     /// A series whose x values are 1, 2, 3, ... (such as one value per epoch).
     pub fn per_epoch(name: impl Into<String>, values: &[f64]) -> Self {
         Series::new(

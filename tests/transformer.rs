@@ -583,9 +583,10 @@ fn decoder_steps_match_the_full_pass() {
         let x = normal3((2, 5, 8), 43);
         let mem = normal3((2, 7, 8), 44);
         let mut cache = KvCache::new(2, 5, 8);
+        let mut memory = block.memory(&mem);
         for t in 0..5 {
             let full = block.infer(&x.slice(s![.., ..=t, ..]), &mem);
-            let step = block.step(&x.slice(s![.., t..=t, ..]), &mem, &mut cache);
+            let step = block.step(&x.slice(s![.., t..=t, ..]), &mut memory, &mut cache);
             let diff = (&full.slice(s![.., t..=t, ..]) - &step)
                 .mapv(f64::abs)
                 .sum();
@@ -693,7 +694,12 @@ use dlfs::transformer::experiment::{Cli, run};
 
 #[test]
 fn quick_run_writes_its_table_and_record_and_reproduces() {
-    common::assert_same_seed_same_bytes::<Cli>("transformer", &["results.md"], "results.md", run);
+    common::assert_same_seed_same_bytes::<Cli>(
+        "transformer",
+        &["results.md", "ln-study.md", "loss.svg", "cross-attention.svg"],
+        "results.md",
+        run,
+    );
     let dir = tempfile::tempdir().unwrap();
     common::run_quick::<Cli>("transformer", dir.path(), "3", run);
     let json: serde_json::Value =
@@ -708,6 +714,26 @@ fn quick_run_writes_its_table_and_record_and_reproduces() {
         let last = losses[29].as_f64().unwrap();
         assert!(first > 2.0 && last < first, "{first} -> {last}");
     }
+    // The normalisation study: the sorting task's own run, then post-LN without warm-up and
+    // pre-LN with and without it, all from the same seed.
+    let study = json["report"]["ln_study"].as_array().unwrap();
+    let runs: Vec<(&str, u64)> = study
+        .iter()
+        .map(|r| (r["norm"].as_str().unwrap(), r["warmup"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(runs, [("Post", 200), ("Post", 0), ("Pre", 200), ("Pre", 0)]);
+    assert!(study.iter().all(|r| r["task"] == "Sort"));
+    assert_eq!(study[0], tasks[2], "the study's first run is the sorting task's run");
+    for figure in ["loss.svg", "cross-attention.svg", "ln-study.svg"] {
+        let svg = std::fs::read_to_string(dir.path().join(figure)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{figure}");
+    }
+    let cross = std::fs::read_to_string(dir.path().join("cross-attention.svg")).unwrap();
+    for panel in ["copy, decoder block 1", "reverse, decoder block 2", "sort, decoder block 2"] {
+        assert!(cross.contains(panel), "cross-attention.svg has no panel `{panel}`");
+    }
+    let table = std::fs::read_to_string(dir.path().join("ln-study.md")).unwrap();
+    assert!(table.contains("pre-LN, no warm-up"), "{table}");
 }
 
 #[test]

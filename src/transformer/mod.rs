@@ -12,6 +12,9 @@
 //! * [`sinusoidal`]`(time, d)`: the paper's fixed encoding as a `[time, d]` array;
 //!   [`Positions`]: sinusoidal or learned (an [`Embedding`] of positions), added to token
 //!   vectors by [`Positions::add`] with its gradient in [`Positions::backward`].
+//! * [`Residual`]: the wrapping of every sublayer (dropout on its output, the residual sum and a
+//!   layer norm, post-LN or pre-LN), written once for every block; `forward` and `backward` take
+//!   the sublayer's own passes as closures.
 //! * [`Block`]: self-attention sublayer (with a [`Mask`]: `Mask::None` is the paper's encoder
 //!   block, `Mask::Causal` a decoder-only / GPT block) then feed-forward sublayer, each with a
 //!   residual connection and layer norm, [`Norm::Post`] (the paper: `LN(x + sublayer(x))`) or
@@ -23,7 +26,8 @@
 //!   the projected keys and values of the positions seen so far (`[batch, max_len, d]`, head
 //!   `h` in columns `h * d_k .. (h + 1) * d_k`); `step(x_new, &mut cache)` takes the newest
 //!   position `[batch, 1, d]`, appends its key and value and returns its output `[batch, 1, d]`,
-//!   equal to the last row of `infer(x_all, Mask::Causal)`.
+//!   equal to the last row of `infer(x_all, Mask::Causal)`. [`MemoryKv`] holds the encoder
+//!   output's keys and values for a decoder block's cross-attention, projected once.
 //!
 //! Parameter names of a block: `attention.{wq,wk,wv,wo}.{w,b}`, `ln1.{gamma,beta}`,
 //! `ff.{lin1,lin2}.{w,b}`, `ln2.{gamma,beta}`; a [`Positions`] with learned positions has
@@ -40,19 +44,38 @@ use crate::float::Float;
 use crate::linear::{Linear, LinearCache};
 use crate::self_attention::{Mask, MhaCache, MultiHeadAttention, attention_into};
 use layer_norm::{LayerNorm, LayerNormCache};
-use ndarray::{Array, Array2, Array3, ArrayRef2, ArrayRef3, Dimension, Ix2, Ix3, Order, s};
+use ndarray::{Array2, Array3, ArrayRef2, ArrayRef3, CowArray, Ix2, Ix3, Order, s};
 use rand::Rng;
 
-fn rows<F: Float>(x: &ArrayRef3<F>) -> Array2<F> {
+/// `[batch, time, d]` as `[batch * time, d]` rows (a copy).
+pub(crate) fn rows<F: Float>(x: &ArrayRef3<F>) -> Array2<F> {
     let (b, t, d) = x.dim();
     x.to_shape(((b * t, d), Order::RowMajor))
         .expect("[batch, time, d] reshapes to [batch * time, d]")
         .into_owned()
 }
 
-fn seqs<F: Float>(x: Array2<F>, batch: usize, time: usize) -> Array3<F> {
+/// An owned `[batch, time, d]` as `[batch * time, d]` rows, without a copy.
+pub(crate) fn flat<F: Float>(x: Array3<F>) -> Array2<F> {
+    let (b, t, d) = x.dim();
+    x.into_shape_with_order((b * t, d))
+        .expect("[batch, time, d] reshapes to [batch * time, d]")
+}
+
+/// Rows `[batch * time, d]` as `[batch, time, d]`, without a copy.
+pub(crate) fn seqs<F: Float>(x: Array2<F>, batch: usize, time: usize) -> Array3<F> {
     let d = x.ncols();
     x.into_shape_with_order((batch, time, d))
+        .expect("[batch * time, d] reshapes to [batch, time, d]")
+}
+
+/// Borrowed rows as `[batch, time, d]` (a view when they are contiguous).
+pub(crate) fn as_seqs<F: Float>(
+    x: &ArrayRef2<F>,
+    batch: usize,
+    time: usize,
+) -> CowArray<'_, F, Ix3> {
+    x.to_shape(((batch, time, x.ncols()), Order::RowMajor))
         .expect("[batch * time, d] reshapes to [batch, time, d]")
 }
 
@@ -208,9 +231,112 @@ pub enum Norm {
     Pre,
 }
 
+/// What the backward pass of one residual sublayer needs besides the sublayer's own cache:
+/// its layer norm's cache and its dropout mask (none in evaluation mode).
+#[derive(Clone, Debug)]
+pub struct ResidualCache<F: Float> {
+    ln: LayerNormCache<F>,
+    drop: Option<DropoutCache<F, Ix2>>,
+}
+
+// ANCHOR: residual
+/// The wrapping every sublayer of every block gets, on `[rows, d]`: dropout on the sublayer's
+/// output, the residual sum and a layer norm, after the sum (post-LN, the paper) or before the
+/// sublayer (pre-LN). A block is a few of these around attention and feed-forward sublayers.
+#[derive(Clone, Copy, Debug)]
+pub struct Residual {
+    /// Where the layer norm sits.
+    pub norm: Norm,
+    /// The dropout on the sublayer's output.
+    pub dropout: Dropout,
+}
+
+impl Residual {
+    /// Post-LN `y = LN(x + Dropout(f(x)))`, pre-LN `y = x + Dropout(f(LN(x)))`, with dropout
+    /// masks drawn from `rng` (none when it is `None`). Returns `y`, `f`'s cache and the
+    /// residual's own.
+    pub fn forward<F: Float, C, R: Rng>(
+        self,
+        ln: &LayerNorm<F>,
+        x: Array2<F>,
+        rng: &mut Option<&mut R>,
+        f: impl FnOnce(&ArrayRef2<F>) -> (Array2<F>, C),
+    ) -> (Array2<F>, C, ResidualCache<F>) {
+        let mut drop = |fx: Array2<F>| match rng {
+            Some(r) => {
+                let (y, c) = self.dropout.forward_train(&fx, &mut **r);
+                (y, Some(c))
+            }
+            None => (fx, None),
+        };
+        match self.norm {
+            Norm::Post => {
+                let (fx, c) = f(&x);
+                let (fx, drop) = drop(fx);
+                let (y, ln) = ln.forward(&(x + fx));
+                (y, c, ResidualCache { ln, drop })
+            }
+            Norm::Pre => {
+                let (n, ln) = ln.forward(&x);
+                let (fx, c) = f(&n);
+                let (fx, drop) = drop(fx);
+                (x + fx, c, ResidualCache { ln, drop })
+            }
+        }
+    }
+
+    /// The backward pass for `dy`: adds the layer norm's gradients, lets `f_back` add the
+    /// sublayer's (it maps the gradient of `f`'s output to that of its input) and returns `dx`.
+    /// The residual path passes `dy` straight through: post-LN through the norm only, pre-LN
+    /// untouched.
+    pub fn backward<F: Float>(
+        self,
+        ln: &mut LayerNorm<F>,
+        cache: &ResidualCache<F>,
+        dy: Array2<F>,
+        f_back: impl FnOnce(&Array2<F>) -> Array2<F>,
+    ) -> Array2<F> {
+        let undrop = |g: Array2<F>| match &cache.drop {
+            Some(c) => self.dropout.backward(c, &g),
+            None => g,
+        };
+        match self.norm {
+            Norm::Post => {
+                let dsum = ln.backward(&cache.ln, &dy);
+                let dx = f_back(&undrop(dsum.clone()));
+                dsum + dx
+            }
+            Norm::Pre => {
+                let dn = f_back(&undrop(dy.clone()));
+                dy + ln.backward(&cache.ln, &dn)
+            }
+        }
+    }
+
+    /// Evaluation mode without caches, for incremental decoding.
+    pub fn infer<F: Float>(
+        self,
+        ln: &LayerNorm<F>,
+        x: Array2<F>,
+        f: impl FnOnce(&ArrayRef2<F>) -> Array2<F>,
+    ) -> Array2<F> {
+        match self.norm {
+            Norm::Post => {
+                let fx = f(&x);
+                ln.infer(&(x + fx))
+            }
+            Norm::Pre => {
+                let fx = f(&ln.infer(&x));
+                x + fx
+            }
+        }
+    }
+}
+// ANCHOR_END: residual
+
 // ANCHOR: block_struct
-/// A self-attention block: a self-attention sublayer and a feed-forward sublayer, each with a
-/// residual connection, layer norm ([`Norm`]) and dropout on its output.
+/// A self-attention block: a self-attention sublayer and a feed-forward sublayer, each wrapped
+/// in a [`Residual`] (dropout, residual sum, layer norm).
 #[derive(Clone, Debug)]
 pub struct Block<F: Float> {
     /// The self-attention sublayer.
@@ -221,8 +347,7 @@ pub struct Block<F: Float> {
     pub ff: FeedForward<F>,
     /// The layer norm of the feed-forward sublayer.
     pub ln2: LayerNorm<F>,
-    norm: Norm,
-    dropout: Dropout,
+    residual: Residual,
 }
 // ANCHOR_END: block_struct
 
@@ -230,28 +355,14 @@ pub struct Block<F: Float> {
 #[derive(Clone, Debug)]
 pub struct BlockCache<F: Float> {
     attention: MhaCache<F>,
-    ln1: LayerNormCache<F>,
     ff: FeedForwardCache<F>,
-    ln2: LayerNormCache<F>,
-    drop1: Option<DropoutCache<F, Ix3>>,
-    drop2: Option<DropoutCache<F, Ix2>>,
+    res: [ResidualCache<F>; 2],
 }
 
 impl<F: Float> BlockCache<F> {
     /// The self-attention sublayer's cache (its weights are `attention().weights()`).
     pub fn attention(&self) -> &MhaCache<F> {
         &self.attention
-    }
-}
-
-fn undrop<F: Float, D: Dimension>(
-    dropout: &Dropout,
-    cache: &Option<DropoutCache<F, D>>,
-    dy: Array<F, D>,
-) -> Array<F, D> {
-    match cache {
-        Some(c) => dropout.backward(c, &dy),
-        None => dy,
     }
 }
 
@@ -302,6 +413,69 @@ impl<F: Float> KvCache<F> {
     }
 }
 
+/// The encoder output's keys and values for one decoder block's cross-attention: they do not
+/// change while a batch is decoded, so they are projected once, not at every step.
+#[derive(Clone, Debug)]
+pub struct MemoryKv<F: Float> {
+    k: Array3<F>,
+    v: Array3<F>,
+    scratch: Array2<F>,
+}
+
+impl<F: Float> MemoryKv<F> {
+    /// Projects `memory` (`[batch, ts, d]`) with the keys and values of `mha`.
+    pub fn new(mha: &MultiHeadAttention<F>, memory: &ArrayRef3<F>) -> Self {
+        let (batch, ts, _) = memory.dim();
+        let m = rows(memory);
+        MemoryKv {
+            k: seqs(mha.wk.infer(&m), batch, ts),
+            v: seqs(mha.wv.infer(&m), batch, ts),
+            scratch: Array2::zeros((1, ts)),
+        }
+    }
+
+    /// Cross-attention of one new position per sequence (`q_in`, `[batch, d]` rows) over the
+    /// whole memory.
+    pub fn attend(&mut self, mha: &MultiHeadAttention<F>, q_in: &ArrayRef2<F>) -> Array2<F> {
+        let ts = self.k.dim().1;
+        heads_attend(
+            mha,
+            q_in,
+            (self.k.view(), self.v.view()),
+            &mut self.scratch.slice_mut(s![.., ..ts]),
+        )
+    }
+}
+
+/// Multi-head attention of one query row per sequence (`q_in`, `[batch, d]`, projected here by
+/// `wq`) over keys and values already projected (`[batch, len, d]`), merged and projected by
+/// `wo`; `scratch` is `[1, len]`.
+fn heads_attend<F: Float>(
+    mha: &MultiHeadAttention<F>,
+    q_in: &ArrayRef2<F>,
+    (k, v): (ndarray::ArrayView3<'_, F>, ndarray::ArrayView3<'_, F>),
+    scratch: &mut ArrayRef2<F>,
+) -> Array2<F> {
+    let q = mha.wq.infer(q_in);
+    let (batch, _, d) = k.dim();
+    let (h, dk) = (mha.heads(), mha.head_width());
+    let mut merged = Array2::zeros((batch, d));
+    for b in 0..batch {
+        for head in 0..h {
+            let cols = head * dk..(head + 1) * dk;
+            attention_into(
+                &q.slice(s![b..b + 1, cols.clone()]),
+                &k.slice(s![b, .., cols.clone()]),
+                &v.slice(s![b, .., cols.clone()]),
+                Mask::None,
+                scratch,
+                &mut merged.slice_mut(s![b..b + 1, cols]),
+            );
+        }
+    }
+    mha.wo.infer(&merged)
+}
+
 // ANCHOR: attention_step
 /// Causal self-attention for one new position `x` (`[batch, d]` rows): appends its key and
 /// value to `cache` and returns the attention output `[batch, d]` over every cached position.
@@ -317,27 +491,16 @@ pub fn attention_step<F: Float>(
         x.shape(),
         cache.len
     );
-    let q = mha.wq.infer(x);
     let t = cache.len;
     cache.k.slice_mut(s![.., t, ..]).assign(&mha.wk.infer(x));
     cache.v.slice_mut(s![.., t, ..]).assign(&mha.wv.infer(x));
     cache.len += 1;
-    let (h, dk) = (mha.heads(), mha.head_width());
-    let mut merged = Array2::zeros((batch, d));
-    for b in 0..batch {
-        for head in 0..h {
-            let cols = head * dk..(head + 1) * dk;
-            attention_into(
-                &q.slice(s![b..b + 1, cols.clone()]),
-                &cache.k.slice(s![b, ..=t, cols.clone()]),
-                &cache.v.slice(s![b, ..=t, cols.clone()]),
-                Mask::None,
-                &mut cache.scratch.slice_mut(s![.., ..=t]),
-                &mut merged.slice_mut(s![b..b + 1, cols]),
-            );
-        }
-    }
-    mha.wo.infer(&merged)
+    heads_attend(
+        mha,
+        x,
+        (cache.k.slice(s![.., ..=t, ..]), cache.v.slice(s![.., ..=t, ..])),
+        &mut cache.scratch.slice_mut(s![.., ..=t]),
+    )
 }
 // ANCHOR_END: attention_step
 
@@ -358,38 +521,23 @@ impl<F: Float> Block<F> {
             ln1: LayerNorm::new(d),
             ff: FeedForward::new(d, ff, act, rng),
             ln2: LayerNorm::new(d),
-            norm,
-            dropout,
+            residual: Residual { norm, dropout },
         }
     }
 
     /// Where the block normalises.
     pub fn norm(&self) -> Norm {
-        self.norm
+        self.residual.norm
     }
 
     /// The dropout on each sublayer's output.
     pub fn dropout(&self) -> Dropout {
-        self.dropout
+        self.residual.dropout
     }
 
     /// The model width `d`.
     pub fn width(&self) -> usize {
         self.attention.width()
-    }
-
-    fn drop<D: Dimension, R: Rng>(
-        &self,
-        x: Array<F, D>,
-        rng: &mut Option<&mut R>,
-    ) -> (Array<F, D>, Option<DropoutCache<F, D>>) {
-        match rng {
-            Some(r) => {
-                let (y, c) = self.dropout.forward_train(&x, &mut **r);
-                (y, Some(c))
-            }
-            None => (x, None),
-        }
     }
 
     // ANCHOR: block_forward
@@ -400,44 +548,18 @@ impl<F: Float> Block<F> {
         mut rng: Option<&mut R>,
     ) -> (Array3<F>, BlockCache<F>) {
         let (batch, time, _) = x.dim();
-        let x2 = rows(x);
-        match self.norm {
-            Norm::Post => {
-                let (a, attention) = self.attention.forward_self(x, mask);
-                let (a, drop1) = self.drop(a, &mut rng);
-                let (h, ln1) = self.ln1.forward(&(x2 + rows(&a)));
-                let (f, ff) = self.ff.forward(&h);
-                let (f, drop2) = self.drop(f, &mut rng);
-                let (y, ln2) = self.ln2.forward(&(h + f));
-                let cache = BlockCache {
-                    attention,
-                    ln1,
-                    ff,
-                    ln2,
-                    drop1,
-                    drop2,
-                };
-                (seqs(y, batch, time), cache)
-            }
-            Norm::Pre => {
-                let (n1, ln1) = self.ln1.forward(&x2);
-                let (a, attention) = self.attention.forward_self(&seqs(n1, batch, time), mask);
-                let (a, drop1) = self.drop(a, &mut rng);
-                let h = x2 + rows(&a);
-                let (n2, ln2) = self.ln2.forward(&h);
-                let (f, ff) = self.ff.forward(&n2);
-                let (f, drop2) = self.drop(f, &mut rng);
-                let cache = BlockCache {
-                    attention,
-                    ln1,
-                    ff,
-                    ln2,
-                    drop1,
-                    drop2,
-                };
-                (seqs(h + f, batch, time), cache)
-            }
-        }
+        let r = self.residual;
+        let (h, attention, res1) = r.forward(&self.ln1, rows(x), &mut rng, |n| {
+            let (a, c) = self.attention.forward_self(&as_seqs(n, batch, time), mask);
+            (flat(a), c)
+        });
+        let (y, ff, res2) = r.forward(&self.ln2, h, &mut rng, |n| self.ff.forward(n));
+        let cache = BlockCache {
+            attention,
+            ff,
+            res: [res1, res2],
+        };
+        (seqs(y, batch, time), cache)
     }
     // ANCHOR_END: block_forward
 
@@ -466,25 +588,18 @@ impl<F: Float> Block<F> {
     /// Adds every parameter gradient and returns `dx` for `dy` (`[batch, time, d]`).
     pub fn backward(&mut self, cache: &BlockCache<F>, dy: &ArrayRef3<F>) -> Array3<F> {
         let (batch, time, _) = dy.dim();
-        let dy2 = rows(dy);
-        match self.norm {
-            Norm::Post => {
-                let dr2 = self.ln2.backward(&cache.ln2, &dy2);
-                let df = undrop(&self.dropout, &cache.drop2, dr2.clone());
-                let dh = dr2 + self.ff.backward(&cache.ff, &df);
-                let dr1 = seqs(self.ln1.backward(&cache.ln1, &dh), batch, time);
-                let da = undrop(&self.dropout, &cache.drop1, dr1.clone());
-                dr1 + self.attention.backward_self(&cache.attention, &da)
-            }
-            Norm::Pre => {
-                let df = undrop(&self.dropout, &cache.drop2, dy2.clone());
-                let dn2 = self.ff.backward(&cache.ff, &df);
-                let dh = seqs(dy2 + self.ln2.backward(&cache.ln2, &dn2), batch, time);
-                let da = undrop(&self.dropout, &cache.drop1, dh.clone());
-                let dn1 = rows(&self.attention.backward_self(&cache.attention, &da));
-                dh + seqs(self.ln1.backward(&cache.ln1, &dn1), batch, time)
-            }
-        }
+        let r = self.residual;
+        let [res1, res2] = &cache.res;
+        let dh = r.backward(&mut self.ln2, res2, rows(dy), |g| {
+            self.ff.backward(&cache.ff, g)
+        });
+        let dx = r.backward(&mut self.ln1, res1, dh, |g| {
+            let dx = self
+                .attention
+                .backward_self(&cache.attention, &as_seqs(g, batch, time));
+            flat(dx)
+        });
+        seqs(dx, batch, time)
     }
     // ANCHOR_END: block_backward
 
@@ -495,21 +610,11 @@ impl<F: Float> Block<F> {
     pub fn step(&self, x: &ArrayRef3<F>, cache: &mut KvCache<F>) -> Array3<F> {
         let (batch, one, _) = x.dim();
         assert_eq!(one, 1, "Block::step: x is {:?}, one position", x.shape());
-        let x2 = rows(x);
-        let y = match self.norm {
-            Norm::Post => {
-                let a = attention_step(&self.attention, &x2, cache);
-                let h = self.ln1.infer(&(x2 + a));
-                let f = self.ff.infer(&h);
-                self.ln2.infer(&(h + f))
-            }
-            Norm::Pre => {
-                let a = attention_step(&self.attention, &self.ln1.infer(&x2), cache);
-                let h = x2 + a;
-                let f = self.ff.infer(&self.ln2.infer(&h));
-                h + f
-            }
-        };
+        let r = self.residual;
+        let h = r.infer(&self.ln1, rows(x), |n| {
+            attention_step(&self.attention, n, cache)
+        });
+        let y = r.infer(&self.ln2, h, |n| self.ff.infer(n));
         seqs(y, batch, 1)
     }
     // ANCHOR_END: block_step

@@ -11,7 +11,8 @@
 
 use super::layer_norm::{LayerNorm, LayerNormCache};
 use super::{
-    Block, BlockCache, FeedForward, FeedForwardCache, KvCache, Norm, Positions, attention_step,
+    Block, BlockCache, FeedForward, FeedForwardCache, KvCache, MemoryKv, Norm, Positions,
+    Residual, ResidualCache, as_seqs, attention_step, flat, rows, seqs,
 };
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutCache};
@@ -20,22 +21,10 @@ use crate::float::Float;
 use crate::linear::{Linear, LinearCache};
 use crate::loss::log_softmax;
 use crate::self_attention::{Mask, MhaCache, MultiHeadAttention};
-use ndarray::{Array, Array2, Array3, ArrayRef2, ArrayRef3, Dimension, Ix2, Ix3, Order};
+use ndarray::{Array, Array2, Array3, ArrayRef2, ArrayRef3, Dimension, Ix3};
 use rand::Rng;
 
-fn rows<F: Float>(x: &ArrayRef3<F>) -> Array2<F> {
-    let (b, t, d) = x.dim();
-    x.to_shape(((b * t, d), Order::RowMajor))
-        .expect("[batch, time, d] reshapes to [batch * time, d]")
-        .into_owned()
-}
-
-fn seqs<F: Float>(x: Array2<F>, batch: usize, time: usize) -> Array3<F> {
-    let d = x.ncols();
-    x.into_shape_with_order((batch, time, d))
-        .expect("[batch * time, d] reshapes to [batch, time, d]")
-}
-
+/// The embedded inputs' dropout (training mode only).
 fn maybe_drop<F: Float, D: Dimension, R: Rng>(
     dropout: &Dropout,
     x: Array<F, D>,
@@ -78,8 +67,7 @@ pub struct DecoderBlock<F: Float> {
     pub ln2: LayerNorm<F>,
     /// Layer norm of the feed-forward sublayer.
     pub ln3: LayerNorm<F>,
-    norm: Norm,
-    dropout: Dropout,
+    residual: Residual,
 }
 // ANCHOR_END: decoder_block
 
@@ -89,10 +77,7 @@ pub struct DecoderCache<F: Float> {
     sa: MhaCache<F>,
     ca: MhaCache<F>,
     ff: FeedForwardCache<F>,
-    ln: [LayerNormCache<F>; 3],
-    d1: Option<DropoutCache<F, Ix3>>,
-    d2: Option<DropoutCache<F, Ix3>>,
-    d3: Option<DropoutCache<F, Ix2>>,
+    res: [ResidualCache<F>; 3],
 }
 
 impl<F: Float> DecoderCache<F> {
@@ -121,8 +106,7 @@ impl<F: Float> DecoderBlock<F> {
             ln1: LayerNorm::new(d),
             ln2: LayerNorm::new(d),
             ln3: LayerNorm::new(d),
-            norm,
-            dropout,
+            residual: Residual { norm, dropout },
         }
     }
 
@@ -134,59 +118,25 @@ impl<F: Float> DecoderBlock<F> {
         mut rng: Option<&mut R>,
     ) -> (Array3<F>, DecoderCache<F>) {
         let (batch, time, _) = x.dim();
-        let drop = &self.dropout;
-        let x2 = rows(x);
-        match self.norm {
-            Norm::Post => {
-                let (a, sa) = self.self_attention.forward_self(x, Mask::Causal);
-                let (a, d1) = maybe_drop(drop, a, &mut rng);
-                let (h1, l1) = self.ln1.forward(&(x2 + rows(&a)));
-                let q = seqs(h1, batch, time);
-                let (c, ca) = self.cross_attention.forward(&q, memory, Mask::None);
-                let (c, d2) = maybe_drop(drop, c, &mut rng);
-                let (h2, l2) = self.ln2.forward(&(rows(&q) + rows(&c)));
-                let (f, ff) = self.ff.forward(&h2);
-                let (f, d3) = maybe_drop(drop, f, &mut rng);
-                let (y, l3) = self.ln3.forward(&(h2 + f));
-                let cache = DecoderCache {
-                    sa,
-                    ca,
-                    ff,
-                    ln: [l1, l2, l3],
-                    d1,
-                    d2,
-                    d3,
-                };
-                (seqs(y, batch, time), cache)
-            }
-            Norm::Pre => {
-                let (n1, l1) = self.ln1.forward(&x2);
-                let (a, sa) = self
-                    .self_attention
-                    .forward_self(&seqs(n1, batch, time), Mask::Causal);
-                let (a, d1) = maybe_drop(drop, a, &mut rng);
-                let h1 = x2 + rows(&a);
-                let (n2, l2) = self.ln2.forward(&h1);
-                let (c, ca) =
-                    self.cross_attention
-                        .forward(&seqs(n2, batch, time), memory, Mask::None);
-                let (c, d2) = maybe_drop(drop, c, &mut rng);
-                let h2 = h1 + rows(&c);
-                let (n3, l3) = self.ln3.forward(&h2);
-                let (f, ff) = self.ff.forward(&n3);
-                let (f, d3) = maybe_drop(drop, f, &mut rng);
-                let cache = DecoderCache {
-                    sa,
-                    ca,
-                    ff,
-                    ln: [l1, l2, l3],
-                    d1,
-                    d2,
-                    d3,
-                };
-                (seqs(h2 + f, batch, time), cache)
-            }
-        }
+        let r = self.residual;
+        let (h1, sa, res1) = r.forward(&self.ln1, rows(x), &mut rng, |n| {
+            let q = as_seqs(n, batch, time);
+            let (a, c) = self.self_attention.forward_self(&q, Mask::Causal);
+            (flat(a), c)
+        });
+        let (h2, ca, res2) = r.forward(&self.ln2, h1, &mut rng, |n| {
+            let q = as_seqs(n, batch, time);
+            let (a, c) = self.cross_attention.forward(&q, memory, Mask::None);
+            (flat(a), c)
+        });
+        let (y, ff, res3) = r.forward(&self.ln3, h2, &mut rng, |n| self.ff.forward(n));
+        let cache = DecoderCache {
+            sa,
+            ca,
+            ff,
+            res: [res1, res2, res3],
+        };
+        (seqs(y, batch, time), cache)
     }
     // ANCHOR_END: decoder_forward
 
@@ -218,78 +168,56 @@ impl<F: Float> DecoderBlock<F> {
         dy: &ArrayRef3<F>,
     ) -> (Array3<F>, Array3<F>) {
         let (batch, time, _) = dy.dim();
-        let drop = self.dropout;
-        let dy2 = rows(dy);
-        let [l1, l2, l3] = &cache.ln;
-        match self.norm {
-            Norm::Post => {
-                let dr3 = self.ln3.backward(l3, &dy2);
-                let df = undrop(&drop, &cache.d3, dr3.clone());
-                let dh2 = dr3 + self.ff.backward(&cache.ff, &df);
-                let dr2 = seqs(self.ln2.backward(l2, &dh2), batch, time);
-                let dc = undrop(&drop, &cache.d2, dr2.clone());
-                let (dq, dmem) = self.cross_attention.backward(&cache.ca, &dc);
-                let dh1 = rows(&(dr2 + dq));
-                let dr1 = seqs(self.ln1.backward(l1, &dh1), batch, time);
-                let da = undrop(&drop, &cache.d1, dr1.clone());
-                (
-                    dr1 + self.self_attention.backward_self(&cache.sa, &da),
-                    dmem,
-                )
-            }
-            Norm::Pre => {
-                let df = undrop(&drop, &cache.d3, dy2.clone());
-                let dn3 = self.ff.backward(&cache.ff, &df);
-                let dh2 = seqs(dy2 + self.ln3.backward(l3, &dn3), batch, time);
-                let dc = undrop(&drop, &cache.d2, dh2.clone());
-                let (dn2, dmem) = self.cross_attention.backward(&cache.ca, &dc);
-                let dh1 = rows(&dh2) + self.ln2.backward(l2, &rows(&dn2));
-                let dh1 = seqs(dh1, batch, time);
-                let da = undrop(&drop, &cache.d1, dh1.clone());
-                let dn1 = rows(&self.self_attention.backward_self(&cache.sa, &da));
-                (dh1 + seqs(self.ln1.backward(l1, &dn1), batch, time), dmem)
-            }
-        }
+        let r = self.residual;
+        let [res1, res2, res3] = &cache.res;
+        let dh2 = r.backward(&mut self.ln3, res3, rows(dy), |g| {
+            self.ff.backward(&cache.ff, g)
+        });
+        let mut dmemory = None;
+        let dh1 = r.backward(&mut self.ln2, res2, dh2, |g| {
+            let (dq, dm) = self
+                .cross_attention
+                .backward(&cache.ca, &as_seqs(g, batch, time));
+            dmemory = Some(dm);
+            flat(dq)
+        });
+        let dx = r.backward(&mut self.ln1, res1, dh1, |g| {
+            let dx = self
+                .self_attention
+                .backward_self(&cache.sa, &as_seqs(g, batch, time));
+            flat(dx)
+        });
+        let dmemory = dmemory.expect("every residual backward calls its sublayer's");
+        (seqs(dx, batch, time), dmemory)
     }
     // ANCHOR_END: decoder_backward
 
     // ANCHOR: decoder_step
     /// Incremental decoding: the newest target position `x` (`[batch, 1, d]`), its self-attention
-    /// keys and values appended to `cache`; equals the last row of `infer(all so far, memory)`.
+    /// keys and values appended to `cache`, the encoder output's keys and values projected once
+    /// in `memory`; equals the last row of `infer(all so far, encoder output)`.
     pub fn step(
         &self,
         x: &ArrayRef3<F>,
-        memory: &ArrayRef3<F>,
+        memory: &mut MemoryKv<F>,
         cache: &mut KvCache<F>,
     ) -> Array3<F> {
         let batch = x.dim().0;
-        let x2 = rows(x);
-        let cross = |q: Array2<F>| {
-            rows(
-                &self
-                    .cross_attention
-                    .infer(&seqs(q, batch, 1), memory, Mask::None),
-            )
-        };
-        let y = match self.norm {
-            Norm::Post => {
-                let h1 = self
-                    .ln1
-                    .infer(&(&x2 + &attention_step(&self.self_attention, &x2, cache)));
-                let h2 = self.ln2.infer(&(&h1 + &cross(h1.clone())));
-                let f = self.ff.infer(&h2);
-                self.ln3.infer(&(h2 + f))
-            }
-            Norm::Pre => {
-                let h1 = &x2 + &attention_step(&self.self_attention, &self.ln1.infer(&x2), cache);
-                let h2 = &h1 + &cross(self.ln2.infer(&h1));
-                let f = self.ff.infer(&self.ln3.infer(&h2));
-                h2 + f
-            }
-        };
+        let r = self.residual;
+        let h1 = r.infer(&self.ln1, rows(x), |n| {
+            attention_step(&self.self_attention, n, cache)
+        });
+        let h2 = r.infer(&self.ln2, h1, |n| memory.attend(&self.cross_attention, n));
+        let y = r.infer(&self.ln3, h2, |n| self.ff.infer(n));
         seqs(y, batch, 1)
     }
     // ANCHOR_END: decoder_step
+
+    /// The encoder output's keys and values for this block's cross-attention, for
+    /// [`step`](Self::step).
+    pub fn memory(&self, memory: &ArrayRef3<F>) -> MemoryKv<F> {
+        MemoryKv::new(&self.cross_attention, memory)
+    }
 }
 
 crate::impl_params!(DecoderBlock<F> { self_attention, cross_attention, ff, ln1, ln2, ln3 });
@@ -557,13 +485,16 @@ impl<F: Float> Transformer<F> {
 
     // ANCHOR: greedy
     /// Greedy decoding of `len` tokens for source ids `[batch, ts]`, starting from `start`: the
-    /// encoder runs once, then each step feeds the newest token through every decoder block's
-    /// [`DecoderBlock::step`] (keys and values cached) and takes the most likely next token.
-    /// Returns `[batch, len]` (without the start symbol).
+    /// encoder runs once and each decoder block projects its output to cross-attention keys and
+    /// values once; then each step feeds the newest token through every decoder block's
+    /// [`DecoderBlock::step`] (self-attention keys and values cached) and takes the most likely
+    /// next token. Returns `[batch, len]` (without the start symbol).
     pub fn greedy(&self, src: &ArrayRef2<usize>, start: usize, len: usize) -> Array2<usize> {
         let batch = src.nrows();
         let d = self.config.d;
         let memory = self.encode(src);
+        let mut memories: Vec<MemoryKv<F>> =
+            self.decoder.iter().map(|b| b.memory(&memory)).collect();
         let mut caches: Vec<KvCache<F>> = self
             .decoder
             .iter()
@@ -573,8 +504,8 @@ impl<F: Float> Transformer<F> {
         let mut current = Array2::from_elem((batch, 1), start);
         for t in 0..len {
             let mut h = self.embed(&self.tgt_embed, &current, t);
-            for (block, cache) in self.decoder.iter().zip(&mut caches) {
-                h = block.step(&h, &memory, cache);
+            for ((block, mem), cache) in self.decoder.iter().zip(&mut memories).zip(&mut caches) {
+                h = block.step(&h, mem, cache);
             }
             let mut h2 = rows(&h);
             if let Some(ln) = &self.dec_norm {
