@@ -49,7 +49,12 @@ impl Series {
             values
                 .chunks(w)
                 .enumerate()
-                .map(|(i, c)| ((i * w + c.len()) as f64, c.iter().sum::<f64>() / c.len() as f64))
+                .map(|(i, c)| {
+                    (
+                        (i * w + c.len()) as f64,
+                        c.iter().sum::<f64>() / c.len() as f64,
+                    )
+                })
                 .collect(),
         )
     }

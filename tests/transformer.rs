@@ -696,7 +696,12 @@ use dlfs::transformer::experiment::{Cli, run};
 fn quick_run_writes_its_table_and_record_and_reproduces() {
     common::assert_same_seed_same_bytes::<Cli>(
         "transformer",
-        &["results.md", "ln-study.md", "loss.svg", "cross-attention.svg"],
+        &[
+            "results.md",
+            "ln-study.md",
+            "loss.svg",
+            "cross-attention.svg",
+        ],
         "results.md",
         run,
     );
@@ -723,14 +728,27 @@ fn quick_run_writes_its_table_and_record_and_reproduces() {
         .collect();
     assert_eq!(runs, [("Post", 200), ("Post", 0), ("Pre", 200), ("Pre", 0)]);
     assert!(study.iter().all(|r| r["task"] == "Sort"));
-    assert_eq!(study[0], tasks[2], "the study's first run is the sorting task's run");
+    assert_eq!(
+        study[0], tasks[2],
+        "the study's first run is the sorting task's run"
+    );
     for figure in ["loss.svg", "cross-attention.svg", "ln-study.svg"] {
         let svg = std::fs::read_to_string(dir.path().join(figure)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{figure}");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("</svg>"),
+            "{figure}"
+        );
     }
     let cross = std::fs::read_to_string(dir.path().join("cross-attention.svg")).unwrap();
-    for panel in ["copy, decoder block 1", "reverse, decoder block 2", "sort, decoder block 2"] {
-        assert!(cross.contains(panel), "cross-attention.svg has no panel `{panel}`");
+    for panel in [
+        "copy, decoder block 1",
+        "reverse, decoder block 2",
+        "sort, decoder block 2",
+    ] {
+        assert!(
+            cross.contains(panel),
+            "cross-attention.svg has no panel `{panel}`"
+        );
     }
     let table = std::fs::read_to_string(dir.path().join("ln-study.md")).unwrap();
     assert!(table.contains("pre-LN, no warm-up"), "{table}");

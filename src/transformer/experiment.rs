@@ -259,11 +259,7 @@ fn ln_name(r: &TaskReport) -> String {
 /// one test sequence: row `i` is the `i`-th output token, column `j` the `j`-th source digit.
 /// The decoder is fed its own greedy output (after the start symbol), so the weights are those
 /// of the decoding, not of the right answer.
-fn cross_attention_panels(
-    model: &Transformer<f32>,
-    task: Task,
-    src: &[usize],
-) -> Vec<Heatmap> {
+fn cross_attention_panels(model: &Transformer<f32>, task: Task, src: &[usize]) -> Vec<Heatmap> {
     let len = src.len();
     let src = Array2::from_shape_vec((1, len), src.to_vec()).expect("one sequence");
     let out = model.greedy(&src, START, len);
@@ -278,7 +274,10 @@ fn cross_attention_panels(
         .enumerate()
         .map(|(i, block)| {
             let w = block.cross_attention().weights();
-            let mean = w.index_axis(Axis(0), 0).mean_axis(Axis(0)).expect("heads > 0");
+            let mean = w
+                .index_axis(Axis(0), 0)
+                .mean_axis(Axis(0))
+                .expect("heads > 0");
             Heatmap {
                 title: format!("{}, decoder block {}", task.name(), i + 1),
                 rows: len,
@@ -342,8 +341,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let warm = settings.warmup;
     // The three tasks (post-LN, with warm-up), then the rest of the study.
-    let mut jobs: Vec<(Task, Norm, usize)> =
-        tasks.iter().map(|&t| (t, Norm::Post, warm)).collect();
+    let mut jobs: Vec<(Task, Norm, usize)> = tasks.iter().map(|&t| (t, Norm::Post, warm)).collect();
     jobs.extend([
         (STUDY_TASK, Norm::Post, 0),
         (STUDY_TASK, Norm::Pre, warm),
@@ -411,7 +409,10 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     let per_row = settings.model.dec_layers;
     let title = "Cross-attention while decoding a test sequence (mean over heads)";
-    run.write("cross-attention.svg", heatmaps(title, &panels, per_row, 22)?.as_bytes())?;
+    run.write(
+        "cross-attention.svg",
+        heatmaps(title, &panels, per_row, 22)?.as_bytes(),
+    )?;
     // The normalisation study: the task's own run first.
     let main_study = results
         .iter()
@@ -431,7 +432,13 @@ pub fn run(cli: Cli) -> Result<()> {
         "lrrr",
     );
     for r in &ln_study {
-        let score = |v: f64| if r.diverged_at.is_some() { "-".to_string() } else { pct(v) };
+        let score = |v: f64| {
+            if r.diverged_at.is_some() {
+                "-".to_string()
+            } else {
+                pct(v)
+            }
+        };
         study.row([
             ln_name(r),
             final_loss(r),

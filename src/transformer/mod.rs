@@ -498,7 +498,10 @@ pub fn attention_step<F: Float>(
     heads_attend(
         mha,
         x,
-        (cache.k.slice(s![.., ..=t, ..]), cache.v.slice(s![.., ..=t, ..])),
+        (
+            cache.k.slice(s![.., ..=t, ..]),
+            cache.v.slice(s![.., ..=t, ..]),
+        ),
         &mut cache.scratch.slice_mut(s![.., ..=t]),
     )
 }

@@ -11,8 +11,8 @@
 
 use super::layer_norm::{LayerNorm, LayerNormCache};
 use super::{
-    Block, BlockCache, FeedForward, FeedForwardCache, KvCache, MemoryKv, Norm, Positions,
-    Residual, ResidualCache, as_seqs, attention_step, flat, rows, seqs,
+    Block, BlockCache, FeedForward, FeedForwardCache, KvCache, MemoryKv, Norm, Positions, Residual,
+    ResidualCache, as_seqs, attention_step, flat, rows, seqs,
 };
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutCache};
