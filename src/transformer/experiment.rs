@@ -256,18 +256,21 @@ fn ln_name(r: &TaskReport) -> String {
 
 // ANCHOR: cross_attention_figure
 /// The cross-attention of each decoder block, averaged over its heads, while the model decodes
-/// one test sequence: row `i` is the `i`-th output token, column `j` the `j`-th source digit.
+/// one test sequence (`src`, `[1, len]`): row `i` is the `i`-th output token, column `j` the `j`-th source digit.
 /// The decoder is fed its own greedy output (after the start symbol), so the weights are those
 /// of the decoding, not of the right answer.
-fn cross_attention_panels(model: &Transformer<f32>, task: Task, src: &[usize]) -> Vec<Heatmap> {
-    let len = src.len();
-    let src = Array2::from_shape_vec((1, len), src.to_vec()).expect("one sequence");
-    let out = model.greedy(&src, START, len);
+fn cross_attention_panels(
+    model: &Transformer<f32>,
+    task: Task,
+    src: &Array2<usize>,
+) -> Vec<Heatmap> {
+    let len = src.ncols();
+    let out = model.greedy(src, START, len);
     let mut tgt_in = Array2::from_elem((1, len), START);
     tgt_in
         .slice_mut(s![.., 1..])
         .assign(&out.slice(s![.., ..len - 1]));
-    let (_, cache) = model.forward(&src, &tgt_in);
+    let (_, cache) = model.forward(src, &tgt_in);
     cache
         .decoder()
         .iter()
@@ -404,8 +407,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut panels = Vec::new();
     for (model, r) in &results {
         let test = batch(r.task, 1, settings.len, &mut stream(seed(r.task), 4));
-        let src: Vec<usize> = test.src.iter().copied().collect();
-        panels.extend(cross_attention_panels(model, r.task, &src));
+        panels.extend(cross_attention_panels(model, r.task, &test.src));
     }
     let per_row = settings.model.dec_layers;
     let title = "Cross-attention while decoding a test sequence (mean over heads)";

@@ -44,7 +44,9 @@ use crate::float::Float;
 use crate::linear::{Linear, LinearCache};
 use crate::self_attention::{Mask, MhaCache, MultiHeadAttention, attention_into};
 use layer_norm::{LayerNorm, LayerNormCache};
-use ndarray::{Array2, Array3, ArrayRef2, ArrayRef3, CowArray, Ix2, Ix3, Order, s};
+use ndarray::{
+    Array, Array2, Array3, ArrayRef2, ArrayRef3, CowArray, Dimension, Ix2, Ix3, Order, s,
+};
 use rand::Rng;
 
 /// `[batch, time, d]` as `[batch * time, d]` rows (a copy).
@@ -231,6 +233,33 @@ pub enum Norm {
     Pre,
 }
 
+/// Dropout of `x` with a mask drawn from `rng` in training mode (`Some`), or `x` itself.
+pub(crate) fn maybe_drop<F: Float, D: Dimension, R: Rng>(
+    dropout: &Dropout,
+    x: Array<F, D>,
+    rng: &mut Option<&mut R>,
+) -> (Array<F, D>, Option<DropoutCache<F, D>>) {
+    match rng {
+        Some(r) => {
+            let (y, c) = dropout.forward_train(&x, &mut **r);
+            (y, Some(c))
+        }
+        None => (x, None),
+    }
+}
+
+/// The backward pass of [`maybe_drop`]: `dy` times the mask, if there was one.
+pub(crate) fn undrop<F: Float, D: Dimension>(
+    dropout: &Dropout,
+    cache: &Option<DropoutCache<F, D>>,
+    dy: Array<F, D>,
+) -> Array<F, D> {
+    match cache {
+        Some(c) => dropout.backward(c, &dy),
+        None => dy,
+    }
+}
+
 /// What the backward pass of one residual sublayer needs besides the sublayer's own cache:
 /// its layer norm's cache and its dropout mask (none in evaluation mode).
 #[derive(Clone, Debug)]
@@ -262,24 +291,17 @@ impl Residual {
         rng: &mut Option<&mut R>,
         f: impl FnOnce(&ArrayRef2<F>) -> (Array2<F>, C),
     ) -> (Array2<F>, C, ResidualCache<F>) {
-        let mut drop = |fx: Array2<F>| match rng {
-            Some(r) => {
-                let (y, c) = self.dropout.forward_train(&fx, &mut **r);
-                (y, Some(c))
-            }
-            None => (fx, None),
-        };
         match self.norm {
             Norm::Post => {
                 let (fx, c) = f(&x);
-                let (fx, drop) = drop(fx);
+                let (fx, drop) = maybe_drop(&self.dropout, fx, rng);
                 let (y, ln) = ln.forward(&(x + fx));
                 (y, c, ResidualCache { ln, drop })
             }
             Norm::Pre => {
                 let (n, ln) = ln.forward(&x);
                 let (fx, c) = f(&n);
-                let (fx, drop) = drop(fx);
+                let (fx, drop) = maybe_drop(&self.dropout, fx, rng);
                 (x + fx, c, ResidualCache { ln, drop })
             }
         }
@@ -296,18 +318,14 @@ impl Residual {
         dy: Array2<F>,
         f_back: impl FnOnce(&Array2<F>) -> Array2<F>,
     ) -> Array2<F> {
-        let undrop = |g: Array2<F>| match &cache.drop {
-            Some(c) => self.dropout.backward(c, &g),
-            None => g,
-        };
         match self.norm {
             Norm::Post => {
                 let dsum = ln.backward(&cache.ln, &dy);
-                let dx = f_back(&undrop(dsum.clone()));
+                let dx = f_back(&undrop(&self.dropout, &cache.drop, dsum.clone()));
                 dsum + dx
             }
             Norm::Pre => {
-                let dn = f_back(&undrop(dy.clone()));
+                let dn = f_back(&undrop(&self.dropout, &cache.drop, dy.clone()));
                 dy + ln.backward(&cache.ln, &dn)
             }
         }
@@ -437,13 +455,7 @@ impl<F: Float> MemoryKv<F> {
     /// Cross-attention of one new position per sequence (`q_in`, `[batch, d]` rows) over the
     /// whole memory.
     pub fn attend(&mut self, mha: &MultiHeadAttention<F>, q_in: &ArrayRef2<F>) -> Array2<F> {
-        let ts = self.k.dim().1;
-        heads_attend(
-            mha,
-            q_in,
-            (self.k.view(), self.v.view()),
-            &mut self.scratch.slice_mut(s![.., ..ts]),
-        )
+        heads_attend(mha, q_in, (self.k.view(), self.v.view()), &mut self.scratch)
     }
 }
 

@@ -12,7 +12,7 @@
 use super::layer_norm::{LayerNorm, LayerNormCache};
 use super::{
     Block, BlockCache, FeedForward, FeedForwardCache, KvCache, MemoryKv, Norm, Positions, Residual,
-    ResidualCache, as_seqs, attention_step, flat, rows, seqs,
+    ResidualCache, as_seqs, attention_step, flat, maybe_drop, rows, seqs, undrop,
 };
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutCache};
@@ -21,34 +21,8 @@ use crate::float::Float;
 use crate::linear::{Linear, LinearCache};
 use crate::loss::log_softmax;
 use crate::self_attention::{Mask, MhaCache, MultiHeadAttention};
-use ndarray::{Array, Array2, Array3, ArrayRef2, ArrayRef3, Dimension, Ix3};
+use ndarray::{Array2, Array3, ArrayRef2, ArrayRef3, Ix3};
 use rand::Rng;
-
-/// The embedded inputs' dropout (training mode only).
-fn maybe_drop<F: Float, D: Dimension, R: Rng>(
-    dropout: &Dropout,
-    x: Array<F, D>,
-    rng: &mut Option<&mut R>,
-) -> (Array<F, D>, Option<DropoutCache<F, D>>) {
-    match rng {
-        Some(r) => {
-            let (y, c) = dropout.forward_train(&x, &mut **r);
-            (y, Some(c))
-        }
-        None => (x, None),
-    }
-}
-
-fn undrop<F: Float, D: Dimension>(
-    dropout: &Dropout,
-    cache: &Option<DropoutCache<F, D>>,
-    dy: Array<F, D>,
-) -> Array<F, D> {
-    match cache {
-        Some(c) => dropout.backward(c, &dy),
-        None => dy,
-    }
-}
 
 // ANCHOR: decoder_block
 /// A decoder block: causal self-attention, cross-attention to the encoder output, feed-forward,
