@@ -265,5 +265,13 @@ impl<F: Float> Optimizer<F> {
             Optimizer::Sgd(s) => s.step(model),
         }
     }
+
+    /// Sets the learning rate of either optimiser (for a schedule that changes it per step).
+    pub fn set_lr(&mut self, lr: F) {
+        match self {
+            Optimizer::Adam(a) => a.lr = lr,
+            Optimizer::Sgd(s) => s.lr = lr,
+        }
+    }
 }
 // ANCHOR_END: choice

@@ -8,7 +8,7 @@ use super::models::{CharModel, time_major_targets, window_loss_and_backward};
 use crate::data::text::{Batcher, bits_per_char};
 use crate::dropout::Dropout;
 use crate::loss::{cross_entropy_rows, softmax};
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::optim::OptimizerConfig;
 use crate::param::{Params, zero_grads};
 use crate::runner::{NonFinite, train_step};
 use ndarray::{Array2, s};
@@ -119,13 +119,6 @@ fn average_grads(model: &mut impl Params<f32>, other: &[Vec<f32>]) {
     });
 }
 
-fn set_lr(optimizer: &mut Optimizer<f32>, lr: f32) {
-    match optimizer {
-        Optimizer::Adam(a) => a.lr = lr,
-        Optimizer::Sgd(s) => s.lr = lr,
-    }
-}
-
 fn halves(w: &Array2<usize>, threads: usize) -> Vec<Array2<usize>> {
     let b = w.nrows() / threads;
     (0..threads)
@@ -223,7 +216,7 @@ pub fn fit(
             step += 1;
             let frac = (step - 1) as f32 / config.steps.max(1) as f32;
             let lr = config.optimizer.lr * (1.0 - frac * (1.0 - config.final_lr_fraction));
-            set_lr(&mut optimizer, lr);
+            optimizer.set_lr(lr);
             let inputs = halves(&w.inputs, threads);
             let targets = halves(&w.targets, threads);
             let loss = train_step(step, &mut model, &mut optimizer, |m| {
