@@ -69,8 +69,11 @@ def main():
     if not os.access(BENCH, os.X_OK):
         sys.exit(f"error: {BENCH} not found: run `cargo build --release --example bench` first")
     names = sys.argv[1:] or WORKLOADS
-    listed = subprocess.run([BENCH, "--help"], capture_output=True, text=True).stdout
-    names = [n for n in names if f"{n}" in listed]
+    listed = subprocess.run([BENCH, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    missing = [n for n in names if n not in listed]
+    if missing:
+        print(f"note: this build of the bench has no {', '.join(missing)}; skipped", file=sys.stderr)
+    names = [n for n in names if n in listed]
     kinds = [k for k, _ in KINDS]
     print("Share of each workload's samples (percent), one thread, 100 timed steps under `perf record`"
           " (which slows a step a little); *defaults* is glibc's allocator left at its defaults,"

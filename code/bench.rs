@@ -37,7 +37,11 @@ const WORKLOADS: [&str; 6] = ["mlp", "dropout", "lstm", "made", "attention", "va
 )]
 struct Cli {
     /// A workload (mlp, dropout, lstm, made, attention, vae) or `all`.
-    workload: String,
+    #[arg(required_unless_present = "list")]
+    workload: Option<String>,
+    /// Print the workloads this build has, one per line, and exit.
+    #[arg(long, conflicts_with_all = ["parity", "peak"])]
+    list: bool,
     /// Timed steps, after the warm-up.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     steps: u64,
@@ -613,7 +617,12 @@ fn parity(name: &str, w: &mut dyn Workload, dir: &Path) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let names: Vec<&str> = match cli.workload.as_str() {
+    if cli.list {
+        WORKLOADS.iter().for_each(|w| println!("{w}"));
+        return Ok(());
+    }
+    let workload = cli.workload.as_deref().unwrap_or("all");
+    let names: Vec<&str> = match workload {
         "all" => WORKLOADS.to_vec(),
         w if WORKLOADS.contains(&w) => vec![w],
         w => bail!(

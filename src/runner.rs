@@ -71,9 +71,16 @@ pub fn parse<P: Parser>(
     P::try_parse_from(args).map_err(|e| anyhow::anyhow!(first_line(&e.to_string())))
 }
 
+/// Clap's first line, with the next one joined on when the first ends in a colon (a missing
+/// argument is named on the line after "the following required arguments were not provided:").
 fn first_line(message: &str) -> String {
-    let line = message.lines().next().unwrap_or("invalid arguments");
-    line.trim_start_matches("error: ").trim().to_string()
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.trim_start_matches("error: ");
+    match (first.ends_with(':'), lines.next()) {
+        (true, Some(next)) => format!("{first} {next}"),
+        _ => first.to_string(),
+    }
 }
 
 // ANCHOR: main

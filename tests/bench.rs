@@ -40,6 +40,35 @@ fn each_workload_prints_one_json_line() {
 }
 
 #[test]
+fn list_names_the_workloads_that_all_runs() {
+    let out = Command::new(common::example_binary("bench"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let all = Command::new(common::example_binary("bench"))
+        .args(["all", "--steps", "1", "--warmup", "0", "--threads", "1"])
+        .output()
+        .unwrap();
+    let ran: Vec<String> = String::from_utf8(all.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["workload"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(!listed.is_empty());
+    assert_eq!(listed, ran);
+    common::assert_fails_in_one_line("bench", &["--list", "--peak"], 2, "cannot be used with");
+}
+
+#[test]
 fn parity_files_hold_weights_gradients_batch_and_loss() {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new(common::example_binary("bench"))
