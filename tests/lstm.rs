@@ -635,7 +635,7 @@ fn quick_run_writes_well_formed_outputs_and_learns() {
     let curve = char["run"]["curve"].as_array().unwrap();
     let val: Vec<f64> = curve.iter().map(|p| p[2].as_f64().unwrap()).collect();
     assert!(
-        val[0] < 6.0 && *val.last().unwrap() < val[0] - 0.1,
+        val[0] < 6.3 && *val.last().unwrap() < val[0] - 0.5 && val.windows(2).all(|w| w[1] < w[0]),
         "{val:?}"
     );
     // The table's rows are the run's numbers.

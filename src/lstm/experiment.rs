@@ -86,9 +86,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch: u64,
     /// Character model: Adam's initial learning rate (it decays linearly to a tenth). Chosen
-    /// on validation by the tuning sweep (`--part tune`, `char-tuning.md`).
-    #[arg(long, default_value_t = 8e-3)]
-    pub char_lr: f32,
+    /// on validation by the tuning sweep (`--part tune`, `char-tuning.md`). Default 0.008;
+    /// 0.002 with `--quick`, whose seconds-long run bounces at the full run's rate.
+    #[arg(long)]
+    pub char_lr: Option<f32>,
     /// Character model: dropout rate on the embeddings and the LSTM's outputs. Chosen on
     /// validation by the tuning sweep.
     #[arg(long, default_value_t = 0.1)]
@@ -172,7 +173,13 @@ impl Cli {
         }
     }
 
-    /// The character model's settings.
+    /// The character model's learning rate: the flag, or the default of the run's size.
+    pub fn char_lr(&self) -> f32 {
+        self.char_lr
+            .unwrap_or(if self.common.quick { 2e-3 } else { 8e-3 })
+    }
+
+    /// The character model's settings, checked.
     pub fn char_config(&self) -> Result<CharConfig> {
         let quick = self.common.quick;
         let batch = self.batch as usize;
@@ -187,7 +194,7 @@ impl Cli {
                 .char_steps
                 .map_or(if quick { 60 } else { 4_000 }, |s| s as usize),
             eval_every: if quick { 20 } else { 250 },
-            optimizer: OptimizerConfig::adam(self.char_lr),
+            optimizer: OptimizerConfig::adam(self.char_lr()),
             final_lr_fraction: 0.1,
             clip: 1.0,
             threads: if batch.is_multiple_of(2) { 2 } else { 1 },
@@ -555,7 +562,7 @@ pub fn run(cli: Cli) -> Result<()> {
     for (flag, lr) in [
         ("--lstm-lr", cli.lstm_lr),
         ("--rnn-lr", cli.rnn_lr),
-        ("--char-lr", cli.char_lr),
+        ("--char-lr", cli.char_lr()),
     ] {
         anyhow::ensure!(
             lr.is_finite() && lr > 0.0,
