@@ -82,7 +82,8 @@ pub fn unpatchify<F: Float>(patches: &ArrayRef2<F>, side: usize, p: usize) -> Ar
     for b in 0..batch {
         for r in 0..side {
             for c in 0..side {
-                out[[b, r * side + c]] = patches[[b * n + (r / p) * g + c / p, (r % p) * p + c % p]];
+                out[[b, r * side + c]] =
+                    patches[[b * n + (r / p) * g + c / p, (r % p) * p + c % p]];
             }
         }
     }
@@ -186,22 +187,14 @@ impl<F: Float> AttentionPool<F> {
 
 crate::impl_params!(AttentionPool<F> { query, attention });
 
-/// The pooling head's part of an [`EncoderCache`].
-#[derive(Clone, Debug)]
-pub enum PoolCache<F: Float> {
-    /// Mean pooling needs nothing.
-    Mean,
-    /// Attention pooling's attention cache.
-    Attention(MhaCache<F>),
-}
-
 /// What [`ImageEncoder::backward`] needs.
 #[derive(Clone, Debug)]
 pub struct EncoderCache<F: Float> {
     embed: LinearCache<F>,
     blocks: Vec<BlockCache<F>>,
     ln: LayerNormCache<F>,
-    pool: PoolCache<F>,
+    /// The attention pool's cache (mean pooling needs none).
+    pool: Option<MhaCache<F>>,
     head: LinearCache<F>,
     batch: usize,
 }
@@ -210,15 +203,10 @@ impl<F: Float> EncoderCache<F> {
     /// The attention pool's weights over the patches, averaged over its heads: `[batch, n]`,
     /// each row summing to one (`None` for mean pooling).
     pub fn pool_weights(&self) -> Option<Array2<F>> {
-        match &self.pool {
-            PoolCache::Mean => None,
-            PoolCache::Attention(c) => {
-                let w = c.weights(); // [batch, heads, 1, n]
-                let heads = F::of(w.dim().1 as f64);
-                let sum = w.sum_axis(Axis(1));
-                Some(sum.index_axis(Axis(1), 0).mapv(|v| v / heads))
-            }
-        }
+        let w = self.pool.as_ref()?.weights(); // [batch, heads, 1, n]
+        let heads = F::of(w.dim().1 as f64);
+        let sum = w.sum_axis(Axis(1));
+        Some(sum.index_axis(Axis(1), 0).mapv(|v| v / heads))
     }
 }
 
@@ -268,9 +256,21 @@ impl<F: Float> ImageEncoder<F> {
         );
         let dropout = Dropout::new(c.dropout).map_err(|e| anyhow::anyhow!("{e}"))?;
         let embed = Linear::new(c.patch * c.patch, c.d, rng);
-        let positions = c.positions.then(|| Positions::learned(c.tokens(), c.d, rng));
+        let positions = c
+            .positions
+            .then(|| Positions::learned(c.tokens(), c.d, rng));
         let blocks = (0..c.layers)
-            .map(|_| Block::new(c.d, c.heads, c.ff, Activation::Gelu, Norm::Pre, dropout, rng))
+            .map(|_| {
+                Block::new(
+                    c.d,
+                    c.heads,
+                    c.ff,
+                    Activation::Gelu,
+                    Norm::Pre,
+                    dropout,
+                    rng,
+                )
+            })
             .collect();
         let pool = (c.pool == Pool::Attention).then(|| AttentionPool::new(c.d, c.heads, rng));
         Ok(ImageEncoder {
@@ -316,11 +316,11 @@ impl<F: Float> ImageEncoder<F> {
             None => {
                 let inv = F::one() / F::of(n as f64);
                 let h = seqs(z, batch, n).sum_axis(Axis(1)).mapv(|v| v * inv);
-                (h, PoolCache::Mean)
+                (h, None)
             }
             Some(p) => {
                 let (h, cache) = p.forward(&seqs(z, batch, n));
-                (h, PoolCache::Attention(cache))
+                (h, Some(cache))
             }
         };
         let (logits, head) = self.head.forward_owned(h);
@@ -365,13 +365,13 @@ impl<F: Float> ImageEncoder<F> {
         let (batch, n, d) = (cache.batch, c.tokens(), c.d);
         let dh = self.head.backward(&cache.head, dlogits);
         let dz = match (&mut self.pool, &cache.pool) {
-            (None, PoolCache::Mean) => {
+            (None, None) => {
                 // Every token received 1/n of the mean.
                 let scale = F::one() / F::of(n as f64);
                 let dh = dh.mapv(|v| v * scale);
                 Array3::from_shape_fn((batch, n, d), |(b, _, j)| dh[[b, j]])
             }
-            (Some(p), PoolCache::Attention(pc)) => p.backward(pc, &dh),
+            (Some(p), Some(pc)) => p.backward(pc, &dh),
             _ => panic!("ImageEncoder::backward: the cache is from another pooling head"),
         };
         let mut dx = seqs(self.ln.backward(&cache.ln, &flat(dz)), batch, n);

@@ -51,7 +51,12 @@ pub fn warmup_cosine(peak: f64, warmup: usize, total: usize, step: usize) -> f64
 // ANCHOR: shift
 /// Shifts each `side x side` image (a row of `images`) by `(dr, dc)` pixels drawn uniformly
 /// from `-max..=max`, filling the uncovered border with zeros (background).
-pub fn random_shifts(images: &Array2<f32>, side: usize, max: usize, rng: &mut impl Rng) -> Array2<f32> {
+pub fn random_shifts(
+    images: &Array2<f32>,
+    side: usize,
+    max: usize,
+    rng: &mut impl Rng,
+) -> Array2<f32> {
     if max == 0 {
         return images.clone();
     }
@@ -207,7 +212,11 @@ pub fn pool_weights(model: &ImageEncoder<f32>, images: &Array2<f32>) -> Option<A
         .iter()
         .map(|idx| {
             let x = images.select(ndarray::Axis(0), idx);
-            model.forward(&x).1.pool_weights().expect("an attention pool")
+            model
+                .forward(&x)
+                .1
+                .pool_weights()
+                .expect("an attention pool")
         })
         .collect();
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
@@ -257,10 +266,7 @@ pub struct Cli {
 pub fn settings(cli: &Cli) -> Result<Settings> {
     let quick = cli.common.quick;
     let d = cli.d.map_or(if quick { 16 } else { 64 }, |d| d as usize);
-    let patch = cli
-        .patch
-        .as_deref()
-        .map_or(Ok(if quick { 7 } else { 7 }), str::parse)?;
+    let patch = cli.patch.as_deref().map_or(Ok(7), str::parse)?;
     let s = Settings {
         model: VisionConfig {
             side: 28,
@@ -272,10 +278,12 @@ pub fn settings(cli: &Cli) -> Result<Settings> {
             classes: 10,
             pool: Pool::Mean,
             positions: true,
-            dropout: cli.dropout.unwrap_or(if quick { 0.1 } else { 0.1 }),
+            dropout: cli.dropout.unwrap_or(0.1),
         },
-        epochs: cli.common.epochs_or(20, 2),
-        batch: cli.batch_size.map_or(if quick { 50 } else { 64 }, |b| b as usize),
+        epochs: cli.common.epochs_or(20, 4),
+        batch: cli
+            .batch_size
+            .map_or(if quick { 50 } else { 64 }, |b| b as usize),
         lr: cli.lr.unwrap_or(2e-3),
         warmup_epochs: cli.warmup.unwrap_or(if quick { 0.5 } else { 1.0 }),
         shift: cli.shift.map_or(2, |s| s as usize),
@@ -297,8 +305,7 @@ pub fn settings(cli: &Cli) -> Result<Settings> {
         s.model.heads,
         s.model.d
     );
-    crate::dropout::Dropout::new(s.model.dropout)
-        .map_err(|e| anyhow::anyhow!("--dropout: {e}"))?;
+    crate::dropout::Dropout::new(s.model.dropout).map_err(|e| anyhow::anyhow!("--dropout: {e}"))?;
     Ok(s)
 }
 
@@ -311,8 +318,8 @@ pub fn mlp_history(file: &Path) -> Result<Vec<(f64, f64, f64)>> {
             file.display()
         )
     })?;
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", file.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     let history = json["report"]["history"]
         .as_array()
         .with_context(|| format!("{} has no report.history", file.display()))?;
@@ -325,7 +332,11 @@ pub fn mlp_history(file: &Path) -> Result<Vec<(f64, f64, f64)>> {
                     format!("{}: an epoch without {split}.accuracy", file.display())
                 })
             };
-            Ok((e["epoch"].as_f64().unwrap_or(0.0), get("validation")?, get("test")?))
+            Ok((
+                e["epoch"].as_f64().unwrap_or(0.0),
+                get("validation")?,
+                get("test")?,
+            ))
         })
         .collect()
 }
@@ -377,16 +388,28 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut curves = Vec::new();
     for r in &reports {
         let per = |f: fn(&Epoch) -> f64| {
-            r.history.iter().map(|e| (e.epoch as f64, 100.0 * f(e))).collect()
+            r.history
+                .iter()
+                .map(|e| (e.epoch as f64, 100.0 * f(e)))
+                .collect()
         };
-        curves.push(Series::new(format!("{}, validation", r.pool.name()), per(|e| e.validation)));
-        curves.push(Series::new(format!("{}, test", r.pool.name()), per(|e| e.test)));
+        curves.push(Series::new(
+            format!("{}, validation", r.pool.name()),
+            per(|e| e.validation),
+        ));
+        curves.push(Series::new(
+            format!("{}, test", r.pool.name()),
+            per(|e| e.test),
+        ));
     }
     curves.push(Series::new(
         "MLP, validation",
         mlp.iter().map(|e| (e.0, 100.0 * e.1)).collect(),
     ));
-    curves.push(Series::new("MLP, test", mlp.iter().map(|e| (e.0, 100.0 * e.2)).collect()));
+    curves.push(Series::new(
+        "MLP, test",
+        mlp.iter().map(|e| (e.0, 100.0 * e.2)).collect(),
+    ));
     let chart = line_chart(
         Labels {
             title: "Patch encoder and MLP on MNIST: accuracy per epoch",
@@ -531,7 +554,9 @@ fn results_table(
         }
     }
     let refs: Vec<&str> = header.iter().map(String::as_str).collect();
-    let align: String = std::iter::once('r').chain(std::iter::repeat_n('r', refs.len() - 1)).collect();
+    let align: String = std::iter::once('r')
+        .chain(std::iter::repeat_n('r', refs.len() - 1))
+        .collect();
     let mut per = Table::new(&refs, &align);
     for i in 0..s.epochs {
         let mut cells = vec![(i + 1).to_string()];
