@@ -280,7 +280,7 @@ pub fn settings(cli: &Cli) -> Result<Settings> {
             positions: true,
             dropout: cli.dropout.unwrap_or(0.1),
         },
-        epochs: cli.common.epochs_or(40, 4),
+        epochs: cli.common.epochs_or(50, 4),
         batch: cli
             .batch_size
             .map_or(if quick { 50 } else { 64 }, |b| b as usize),
