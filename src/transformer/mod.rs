@@ -36,6 +36,8 @@
 pub mod experiment;
 pub mod layer_norm;
 pub mod model;
+pub mod vision;
+pub mod vision_experiment;
 
 use crate::activation::Activation;
 use crate::dropout::{Dropout, DropoutCache};
