@@ -189,20 +189,21 @@ def causal_mha(p, prefix, x, heads):
     return merged @ p[f"{prefix}.wo.w"] + p[f"{prefix}.wo.b"]
 
 
-def char_output(params, d, vocab, batch, time_, gen):
-    """Adds the untied output layer's parameters; returns a random batch of ids and targets."""
-    params["output.w"] = torch.randn(d, vocab, generator=gen) / math.sqrt(d)
-    params["output.b"] = torch.zeros(vocab)
+def char_output(params, d, vocab, batch, time_, gen, name="output"):
+    """Adds the untied output layer's parameters (`name.w`, `name.b`, as the crate's model names
+    its output layer); returns a random batch of ids and targets."""
+    params[f"{name}.w"] = torch.randn(d, vocab, generator=gen) / math.sqrt(d)
+    params[f"{name}.b"] = torch.zeros(vocab)
     return {
         "input.ids": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
         "input.targets": torch.randint(0, vocab, (batch, time_), generator=gen).float(),
     }
 
 
-def char_loss(p, h, targets):
-    """Cross-entropy of the output layer's logits on `h` (`[batch, time, d]`)."""
+def char_loss(p, h, targets, name="output"):
+    """Cross-entropy of the output layer `name`'s logits on `h` (`[batch, time, d]`)."""
     n, t, d = h.shape
-    logits = h.reshape(n * t, d) @ p["output.w"] + p["output.b"]
+    logits = h.reshape(n * t, d) @ p[f"{name}.w"] + p[f"{name}.b"]
     return F.cross_entropy(logits, targets.reshape(-1))
 
 
@@ -256,7 +257,7 @@ def transformer(vocab=65, d=128, heads=4, blocks=2, ff=512, batch=32, time_=64, 
             params[f"{pre}.ff.lin2.b"] = torch.zeros(d)
         params["ln_f.gamma"] = torch.ones(d)
         params["ln_f.beta"] = torch.zeros(d)
-        return params, char_output(params, d, vocab, batch, time_, gen)
+        return params, char_output(params, d, vocab, batch, time_, gen, name="out")
 
     def loss(p, b):
         ids, targets = b["input.ids"].long(), b["input.targets"].long()
@@ -269,7 +270,7 @@ def transformer(vocab=65, d=128, heads=4, blocks=2, ff=512, batch=32, time_=64, 
             h = F.gelu(h @ p[f"{pre}.ff.lin1.w"] + p[f"{pre}.ff.lin1.b"], approximate="none")
             x = x + h @ p[f"{pre}.ff.lin2.w"] + p[f"{pre}.ff.lin2.b"]
         x = F.layer_norm(x, (d,), p["ln_f.gamma"], p["ln_f.beta"], eps)
-        return char_loss(p, x, targets)
+        return char_loss(p, x, targets, name="out")
 
     b = batch * time_
     layers = ([(d, d)] * 4 + [(d, ff), (ff, d)]) * blocks + [(d, vocab)]

@@ -368,6 +368,7 @@ fn quick_run_writes_its_tables_and_figures_and_reproduces() {
         "mean pooling, test",
         "attention pooling, validation",
         "MLP, test",
+        "MLP, same recipe, test",
     ] {
         assert!(
             chart.contains(legend),
@@ -376,6 +377,20 @@ fn quick_run_writes_its_tables_and_figures_and_reproduces() {
     }
     let table = std::fs::read_to_string(dir.path().join("vision-results.md")).unwrap();
     assert!(table.contains("| MLP chapter"), "{table}");
+    // The baseline: the MLP trained with the encoders' recipe, scored every epoch.
+    let baseline = &json["report"]["mlp_baseline"];
+    assert_eq!(baseline["params"], 269_322);
+    let history = baseline["history"].as_array().unwrap();
+    assert_eq!(
+        history.len() as u64,
+        json["report"]["settings"]["epochs"].as_u64().unwrap()
+    );
+    let last = history.last().unwrap()["test"].as_f64().unwrap();
+    assert!(last > 0.5, "{history:?}");
+    assert!(
+        table.contains("| MLP 784-256-256-10, the same recipe |"),
+        "{table}"
+    );
 }
 
 #[test]

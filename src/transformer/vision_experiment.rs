@@ -7,14 +7,16 @@ use super::vision::{ImageEncoder, Pool, VisionConfig};
 use crate::data::batches::{ordered_batches, shuffled_batches};
 use crate::data::mnist::{MnistSplits, Split};
 use crate::loss::{accuracy, softmax_cross_entropy};
+use crate::mlp::Mlp;
 use crate::optim::OptimizerConfig;
-use crate::param::count;
+use crate::param::{Params, count};
 use crate::plot::{Labels, Series, Tile, image_grid, line_chart};
 use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, stream, train_step};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use ndarray::Array2;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -99,52 +101,103 @@ pub struct Epoch {
     pub test: f64,
 }
 
-/// One model's run.
+/// A model's scores after every epoch, and the epoch chosen on validation.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct PoolReport {
-    /// The pooling head.
-    pub pool: Pool,
+pub struct Trained {
     /// Trainable parameters.
     pub params: usize,
     /// Scores after every epoch.
     pub history: Vec<Epoch>,
     /// The epoch with the best validation accuracy (the first, on a tie).
     pub chosen: usize,
-    /// For attention pooling: the mean, over the test images, of the largest weight the pool
-    /// gives one patch (uniform weights would give `1 / patches`).
-    pub mean_max_weight: Option<f64>,
 }
 
-impl PoolReport {
+impl Trained {
     /// The scores at the chosen epoch.
     pub fn chosen(&self) -> &Epoch {
         &self.history[self.chosen - 1]
     }
 }
 
+/// One encoder's run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PoolReport {
+    /// The pooling head.
+    pub pool: Pool,
+    /// Its training.
+    #[serde(flatten)]
+    pub trained: Trained,
+    /// For attention pooling: the mean, over the test images, of the largest weight the pool
+    /// gives one patch (uniform weights would give `1 / patches`).
+    pub mean_max_weight: Option<f64>,
+}
+
+/// What [`fit`] needs of an image classifier: a training step's loss and gradients, and logits.
+pub trait ImageModel: Params<f32> {
+    /// The mean cross-entropy of a training batch (dropout masks from `rng`, if the model has
+    /// dropout), after a backward pass that adds every parameter's gradient.
+    fn loss_backward(
+        &mut self,
+        images: &Array2<f32>,
+        labels: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> f32;
+    /// Evaluation-mode logits.
+    fn logits(&self, images: &Array2<f32>) -> Array2<f32>;
+}
+
+impl ImageModel for ImageEncoder<f32> {
+    fn loss_backward(
+        &mut self,
+        images: &Array2<f32>,
+        labels: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> f32 {
+        let (logits, cache) = self.forward_train(images, rng);
+        let (loss, dlogits) = softmax_cross_entropy(&logits, labels);
+        self.backward(&cache, &dlogits);
+        loss
+    }
+    fn logits(&self, images: &Array2<f32>) -> Array2<f32> {
+        self.infer(images)
+    }
+}
+
+/// The MLP chapter's network, as the baseline trained with the encoder's recipe.
+impl ImageModel for Mlp<f32> {
+    fn loss_backward(&mut self, images: &Array2<f32>, labels: &[usize], _: &mut ChaCha8Rng) -> f32 {
+        let (logits, cache) = self.forward(images);
+        let (loss, dlogits) = softmax_cross_entropy(&logits, labels);
+        self.backward_params(&cache, &dlogits);
+        loss
+    }
+    fn logits(&self, images: &Array2<f32>) -> Array2<f32> {
+        self.infer(images)
+    }
+}
+
 /// Accuracy of `model` on a split, in batches of 500.
-pub fn evaluate(model: &ImageEncoder<f32>, split: &Split) -> f64 {
+pub fn evaluate(model: &impl ImageModel, split: &Split) -> f64 {
     let mut hits = 0.0;
     for idx in ordered_batches(split.len(), 500) {
         let part = split.select(&idx);
-        hits += accuracy(&model.infer(&part.images), &part.labels) * idx.len() as f64;
+        hits += accuracy(&model.logits(&part.images), &part.labels) * idx.len() as f64;
     }
     hits / split.len().max(1) as f64
 }
 
 // ANCHOR: train
-/// Trains one encoder with the given pooling head from `seed` (streams: 0 the weights, 1 the
-/// batch order, 2 the dropout masks, 3 the shifts), scoring it after every epoch. Returns the
-/// model at the end of training and its report.
-pub fn train(
+/// Trains `model` with the settings' recipe (random shifts, Adam on the warm-up and cosine
+/// schedule) from `seed`'s streams (1 the batch order, 2 the dropout masks, 3 the shifts; 0 is
+/// left to the caller for the initial weights), scoring it after every epoch. Returns the
+/// model at the end of training and its scores.
+pub fn fit<M: ImageModel>(
     s: &Settings,
-    pool: Pool,
+    mut model: M,
     (train_split, validation, test): (&Split, &Split, &Split),
     seed: u64,
     progress: &ProgressBar,
-) -> Result<(ImageEncoder<f32>, PoolReport)> {
-    let config = VisionConfig { pool, ..s.model };
-    let mut model = ImageEncoder::<f32>::new(config, &mut stream(seed, 0))?;
+) -> Result<(M, Trained)> {
     let mut optimizer = OptimizerConfig::adam(s.lr as f32).build::<f32>();
     let (mut order, mut drops, mut shifts) = (stream(seed, 1), stream(seed, 2), stream(seed, 3));
     let per_epoch = train_split.len().div_ceil(s.batch);
@@ -158,13 +211,10 @@ pub fn train(
         for idx in &batches {
             step += 1;
             let part = train_split.select(idx);
-            let images = random_shifts(&part.images, config.side, s.shift, &mut shifts);
+            let images = random_shifts(&part.images, s.model.side, s.shift, &mut shifts);
             optimizer.set_lr(warmup_cosine(s.lr, warmup, total, step) as f32);
             loss_sum += train_step(step, &mut model, &mut optimizer, |m| {
-                let (logits, cache) = m.forward_train(&images, &mut drops);
-                let (loss, dlogits) = softmax_cross_entropy(&logits, &part.labels);
-                m.backward(&cache, &dlogits);
-                loss
+                m.loss_backward(&images, &part.labels, &mut drops)
             })?;
         }
         history.push(Epoch {
@@ -186,7 +236,31 @@ pub fn train(
             }
         })
         .epoch;
-    let mean_max_weight = pool_weights(&model, &test.images).map(|w| {
+    let params = count(&model);
+    Ok((
+        model,
+        Trained {
+            params,
+            history,
+            chosen,
+        },
+    ))
+}
+// ANCHOR_END: train
+
+/// Trains one encoder with the given pooling head ([`fit`], the initial weights from `seed`'s
+/// stream 0) and measures how far its attention pool is from uniform.
+pub fn train(
+    s: &Settings,
+    pool: Pool,
+    splits: (&Split, &Split, &Split),
+    seed: u64,
+    progress: &ProgressBar,
+) -> Result<(ImageEncoder<f32>, PoolReport)> {
+    let config = VisionConfig { pool, ..s.model };
+    let model = ImageEncoder::<f32>::new(config, &mut stream(seed, 0))?;
+    let (model, trained) = fit(s, model, splits, seed, progress)?;
+    let mean_max_weight = pool_weights(&model, &splits.2.images).map(|w| {
         w.rows()
             .into_iter()
             .map(|r| f64::from(r.fold(0.0f32, |m, &v| m.max(v))))
@@ -195,14 +269,27 @@ pub fn train(
     });
     let report = PoolReport {
         pool,
-        params: count(&model),
-        history,
-        chosen,
+        trained,
         mean_max_weight,
     };
     Ok((model, report))
 }
-// ANCHOR_END: train
+
+/// The MLP chapter's network (784-256-256-10) trained with the encoder's recipe: the same
+/// shifts, epochs, batches and schedule, so the comparison with the encoder is like for like.
+pub fn train_mlp_baseline(
+    s: &Settings,
+    splits: (&Split, &Split, &Split),
+    seed: u64,
+    progress: &ProgressBar,
+) -> Result<Trained> {
+    let side = s.model.side;
+    let model = Mlp::<f32>::new(
+        &[side * side, 256, 256, s.model.classes],
+        &mut stream(seed, 0),
+    );
+    Ok(fit(s, model, splits, seed, progress)?.1)
+}
 
 /// The attention pool's weights over the patches (mean over heads), `[images, patches]`, in
 /// batches of 500; `None` for mean pooling.
@@ -348,6 +435,8 @@ pub struct Report {
     pub settings: Settings,
     /// One run per pooling head.
     pub runs: Vec<PoolReport>,
+    /// The MLP chapter's network trained with the encoder's recipe (shifts, schedule, epochs).
+    pub mlp_baseline: Trained,
     /// The MLP's test accuracy after its last epoch, from its results.
     pub mlp_test: f64,
 }
@@ -363,32 +452,36 @@ pub fn run(cli: Cli) -> Result<()> {
     let data = MnistSplits::load(&common.data_dir("mnist"), common.quick)?;
     let splits = (&data.train, &data.validation, &data.test);
     let pools = [Pool::Mean, Pool::Attention];
-    let progress = run.progress((s.epochs * pools.len()) as u64, "vit");
-    let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = pools
-            .iter()
-            .map(|&pool| {
-                let (s, progress) = (&s, &progress);
-                scope.spawn(move || train(s, pool, splits, common.seed, progress))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect::<Result<Vec<_>>>()
+    let progress = run.progress((s.epochs * (pools.len() + 1)) as u64, "vit");
+    // Attention pooling (the slowest) on its own thread; mean pooling and then the MLP baseline
+    // on the other.
+    let (results, baseline) = std::thread::scope(|scope| {
+        let (s, progress) = (&s, &progress);
+        let attention =
+            scope.spawn(move || train(s, Pool::Attention, splits, common.seed, progress));
+        let mean = train(s, Pool::Mean, splits, common.seed, progress);
+        let baseline = train_mlp_baseline(s, splits, common.seed, progress);
+        let attention = attention
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        Ok::<_, anyhow::Error>((vec![mean?, attention?], baseline?))
     })?;
     progress.finish_and_clear();
-    run.set_threads(pools.len(), Some("one model per thread"));
+    run.set_threads(
+        2,
+        Some("attention pooling on one; mean pooling, then the MLP baseline, on the other"),
+    );
     let reports: Vec<PoolReport> = results.iter().map(|(_, r)| r.clone()).collect();
     let mlp_test = mlp.last().map_or(f64::NAN, |e| e.2);
-    let table = results_table(&s, &reports, mlp_test, data.sizes());
+    let table = results_table(&s, &reports, &baseline, mlp_test, data.sizes());
     print!("{table}");
     run.write("vision-results.md", table.as_bytes())?;
     // Accuracy per epoch next to the MLP's.
     let mut curves = Vec::new();
     for r in &reports {
         let per = |f: fn(&Epoch) -> f64| {
-            r.history
+            r.trained
+                .history
                 .iter()
                 .map(|e| (e.epoch as f64, 100.0 * f(e)))
                 .collect()
@@ -402,6 +495,14 @@ pub fn run(cli: Cli) -> Result<()> {
             per(|e| e.test),
         ));
     }
+    curves.push(Series::new(
+        "MLP, same recipe, test",
+        baseline
+            .history
+            .iter()
+            .map(|e| (e.epoch as f64, 100.0 * e.test))
+            .collect(),
+    ));
     curves.push(Series::new(
         "MLP, validation",
         mlp.iter().map(|e| (e.0, 100.0 * e.1)).collect(),
@@ -430,6 +531,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let report = Report {
         settings: s,
         runs: reports,
+        mlp_baseline: baseline,
         mlp_test,
     };
     run.write_record("vision-provenance.md", "vision-results.json", &report)
@@ -479,6 +581,7 @@ fn attention_figure(model: &ImageEncoder<f32>, test: &Split, k: usize) -> Result
 fn results_table(
     s: &Settings,
     runs: &[PoolReport],
+    baseline: &Trained,
     mlp_test: f64,
     (n_train, n_val, n_test): (usize, usize, usize),
 ) -> String {
@@ -494,11 +597,11 @@ fn results_table(
         ],
         "lrrrrrr",
     );
-    for r in runs {
+    let mut row = |name: &str, r: &Trained| {
         let e = r.chosen();
         let last = r.history.last().expect("at least one epoch");
         t.row([
-            r.pool.name().to_string(),
+            name.to_string(),
             r.params.to_string(),
             e.epoch.to_string(),
             pct(e.train),
@@ -506,7 +609,11 @@ fn results_table(
             pct(e.test),
             pct(last.test),
         ]);
+    };
+    for r in runs {
+        row(r.pool.name(), &r.trained);
     }
+    row("MLP 784-256-256-10, the same recipe", baseline);
     t.row([
         "MLP chapter (784-256-256-10, last epoch)".to_string(),
         String::new(),
@@ -521,10 +628,12 @@ fn results_table(
     let _ = writeln!(
         text,
         "\n{}x{} patches ({} tokens), width {}, {} heads, feed-forward {} (GELU), {} pre-LN \
-         blocks, learned positions, dropout {}; Adam at a peak learning rate of {} with {} \
-         epochs of warm-up and a cosine decay, batch {}, {} epochs; training images shifted by up \
-         to {} pixels. {n_train} training, {n_val} validation and {n_test} test images; the \
-         chosen epoch has the best validation accuracy.",
+         block(s), learned positions, dropout {}. The recipe, for the encoders and the MLP \
+         baseline alike: Adam at a peak learning rate of {}, warmed up over {} epoch(s) and \
+         then decayed on a cosine, batch {}, {} epochs, training images shifted by up to {} \
+         pixels. The MLP chapter's row is that chapter's own run, read from its results \
+         (its recipe: a constant learning rate and no shifts). {n_train} training, {n_val} validation and {n_test} test images; \
+         the chosen epoch has the best validation accuracy.",
         m.patch,
         m.patch,
         m.tokens(),
@@ -548,9 +657,14 @@ fn results_table(
         );
     }
     let mut header = vec!["epoch".to_string()];
-    for r in runs {
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|r| r.pool.name())
+        .chain(["MLP, same recipe"])
+        .collect();
+    for name in &names {
         for split in ["train", "validation", "test"] {
-            header.push(format!("{}: {split}", r.pool.name()));
+            header.push(format!("{name}: {split}"));
         }
     }
     let refs: Vec<&str> = header.iter().map(String::as_str).collect();
@@ -560,7 +674,7 @@ fn results_table(
     let mut per = Table::new(&refs, &align);
     for i in 0..s.epochs {
         let mut cells = vec![(i + 1).to_string()];
-        for r in runs {
+        for r in runs.iter().map(|r| &r.trained).chain([baseline]) {
             let e = &r.history[i];
             cells.extend([pct(e.train), pct(e.validation), pct(e.test)]);
         }
