@@ -460,7 +460,7 @@ pub fn results_table(r: &Report) -> String {
          validation, {n_test} test characters; vocabulary of {vocab}). Trained for {} steps of \
          {} random windows of {} characters ({:.1} passes over the training split) with {}, a \
          linear warm-up over {} steps and a linear decay to {} of the peak, gradients clipped to \
-         norm {}; the batch split over {} thread(s). The validation split was scored every {} \
+         norm {}; the batch split over {} {}. The validation split was scored every {} \
          steps and the best step's parameters kept; the splits are scored in consecutive windows \
          of {} characters, each from its own start, as the attention-only model is. The run's times are in its provenance (`char-provenance.md`).",
         c.steps,
@@ -472,6 +472,7 @@ pub fn results_table(r: &Report) -> String {
         c.final_lr_fraction,
         c.clip,
         c.threads,
+        if c.threads == 1 { "thread" } else { "threads" },
         c.eval_every,
         m.max_len,
     );
@@ -680,7 +681,8 @@ pub fn read_others(chapters: &Path) -> Result<Others> {
         &mut stream(0, 0),
     );
     let lstm_seconds = seconds_of(f, &lstm)?;
-    let lstm_name = format!("LSTM: {depth} layer(s) of {hidden}, embedding {embed}");
+    let layers = if depth == 1 { "layer" } else { "layers" };
+    let lstm_name = format!("LSTM: {depth} {layers} of {hidden} units, embedding {embed}");
     let lstm_row = ComparisonRow {
         model: lstm_name.clone(),
         params: Some(count(&lstm_model)),
