@@ -608,3 +608,46 @@ pub fn train_step<F: Float, M: Params<F>>(
     Ok(loss)
 }
 // ANCHOR_END: train_step
+
+// ANCHOR: data_parallel
+/// Data parallelism over two threads: `first` runs on `model` on this thread and `second` on
+/// `replica` on another, each on its share of a batch, then `model`'s gradient becomes the mean
+/// of the two, `(g_model + g_replica) / 2` (the gradient of the whole batch when the shares are
+/// equal and each computes its own mean loss). `replica` first gets `model`'s values and zero
+/// gradients; `model`'s gradients are whatever `first` leaves (zero them before, as
+/// [`train_step`] does). The split is fixed by the caller, so the numbers do not depend on how
+/// the threads are scheduled. Returns what both closures returned.
+pub fn data_parallel<F: Float, M: Params<F> + Send, T: Send>(
+    model: &mut M,
+    replica: &mut M,
+    first: impl FnOnce(&mut M) -> T,
+    second: impl FnOnce(&mut M) -> T + Send,
+) -> (T, T) {
+    let mut values = Vec::new();
+    model.visit_ref("", &mut |_, p| values.push(p.value.to_owned()));
+    let mut k = 0;
+    replica.visit("", &mut |_, mut p| {
+        p.value.assign(&values[k]);
+        p.grad.fill(F::zero());
+        k += 1;
+    });
+    let (a, b) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| second(replica));
+        let mine = first(model);
+        (
+            mine,
+            other
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
+    });
+    let mut grads = Vec::new();
+    replica.visit_ref("", &mut |_, p| grads.push(p.grad.to_owned()));
+    let (half, mut k) = (F::of(0.5), 0);
+    model.visit("", &mut |_, mut p| {
+        p.grad.zip_mut_with(&grads[k], |g, &o| *g = half * (*g + o));
+        k += 1;
+    });
+    (a, b)
+}
+// ANCHOR_END: data_parallel

@@ -34,6 +34,8 @@
 //! `learned.table`.
 
 pub mod experiment;
+pub mod gpt;
+pub mod gpt_experiment;
 pub mod layer_norm;
 pub mod model;
 pub mod vision;
