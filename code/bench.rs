@@ -18,6 +18,7 @@ use dlfs::optim::{Optimizer, OptimizerConfig};
 use dlfs::param::{Params, count, zero_grads};
 use dlfs::runner::{median, train_step};
 use dlfs::self_attention::models::CharAttention;
+use dlfs::transformer::gpt::{Gpt, GptConfig};
 use dlfs::vae::{Likelihood, Vae};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -28,7 +29,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// The workloads this build can run, in the order of `shared/BENCHMARKS.md`.
-const WORKLOADS: [&str; 6] = ["mlp", "dropout", "lstm", "made", "attention", "vae"];
+const WORKLOADS: [&str; 7] = [
+    "mlp",
+    "dropout",
+    "lstm",
+    "made",
+    "attention",
+    "transformer",
+    "vae",
+];
 
 #[derive(clap::Parser, Debug)]
 #[command(
@@ -36,7 +45,7 @@ const WORKLOADS: [&str; 6] = ["mlp", "dropout", "lstm", "made", "attention", "va
     about = "Time one training step of each workload of shared/BENCHMARKS.md, or write the parity files"
 )]
 struct Cli {
-    /// A workload (mlp, dropout, lstm, made, attention, vae) or `all`.
+    /// A workload (mlp, dropout, lstm, made, attention, transformer, vae) or `all`.
     #[arg(required_unless_present = "list")]
     workload: Option<String>,
     /// Print the workloads this build has, one per line, and exit.
@@ -466,64 +475,32 @@ impl Workload for MadeWorkload {
     }
 }
 
-// --- attention ------------------------------------------------------------------------------
+// --- attention and transformer --------------------------------------------------------------
 
-struct AttentionWorkload {
-    model: CharAttention<f32>,
-    optimizer: Optimizer<f32>,
+/// The character workloads' batch: 32 windows of 64 random ids and their random targets, drawn
+/// after the model from the same generator.
+struct CharBatch {
     ids: Array2<usize>,
     targets: Array2<usize>,
 }
 
-impl AttentionWorkload {
+impl CharBatch {
     const VOCAB: usize = 65;
     const D: usize = 128;
     const BATCH: usize = 32;
     const TIME: usize = 64;
 
-    fn new() -> AttentionWorkload {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let model = CharAttention::new(Self::VOCAB, Self::TIME, Self::D, 4, &mut rng);
+    fn new(rng: &mut ChaCha8Rng) -> CharBatch {
         let mut draw = |_| rng.random_range(0..Self::VOCAB);
         let ids = Array2::from_shape_fn((Self::BATCH, Self::TIME), &mut draw);
         let targets = Array2::from_shape_fn((Self::BATCH, Self::TIME), &mut draw);
-        AttentionWorkload {
-            model,
-            optimizer: OptimizerConfig::adam(1e-3).build(),
-            ids,
-            targets,
-        }
+        CharBatch { ids, targets }
     }
-}
 
-impl Workload for AttentionWorkload {
-    fn params(&self) -> usize {
-        count(&self.model)
-    }
-    fn flops(&self) -> u64 {
-        let (b, t, d) = (Self::BATCH, Self::TIME, Self::D);
-        let rows = b * t;
-        // Q, K, V, O projections; the scores and the weighted sum (all heads together span d);
-        // the output layer.
-        let projections = 4 * 2 * (rows * d * d) as u64;
-        let attention = 2 * 2 * (b * t * t * d) as u64;
-        let output = 2 * (rows * d * Self::VOCAB) as u64;
-        3 * (projections + attention + output)
-    }
-    fn step(&mut self, step: usize) -> Result<f64> {
-        let (ids, targets) = (&self.ids, &self.targets);
-        Ok(train_step(
-            step,
-            &mut self.model,
-            &mut self.optimizer,
-            |m| m.loss_backward(ids, targets),
-        )?)
-    }
-    fn gradients(&mut self) -> (f64, Extra) {
-        zero_grads(&mut self.model);
-        let loss = self.model.loss_backward(&self.ids, &self.targets);
+    /// The batch as parity tensors.
+    fn extra(&self) -> Extra {
         let shape = vec![Self::BATCH, Self::TIME];
-        let extra = vec![
+        vec![
             (
                 "input.ids".into(),
                 shape.clone(),
@@ -534,8 +511,117 @@ impl Workload for AttentionWorkload {
                 shape,
                 labels_as_f32(self.targets.as_slice().expect("standard layout")),
             ),
-        ];
-        (f64::from(loss), extra)
+        ]
+    }
+
+    /// FLOPs of one step of `blocks` causal attention layers over the batch, with `ff` the
+    /// feed-forward width (0: none): Q, K, V, O projections, the scores and the weighted sum
+    /// (all heads together span d), the feed-forward products and the output layer.
+    fn flops(blocks: usize, ff: usize) -> u64 {
+        let (b, t, d) = (Self::BATCH, Self::TIME, Self::D);
+        let rows = b * t;
+        let projections = 4 * 2 * (rows * d * d) as u64;
+        let attention = 2 * 2 * (b * t * t * d) as u64;
+        let feed_forward = 2 * 2 * (rows * d * ff) as u64;
+        let output = 2 * (rows * d * Self::VOCAB) as u64;
+        3 * (blocks as u64 * (projections + attention + feed_forward) + output)
+    }
+}
+
+struct AttentionWorkload {
+    model: CharAttention<f32>,
+    optimizer: Optimizer<f32>,
+    batch: CharBatch,
+}
+
+impl AttentionWorkload {
+    fn new() -> AttentionWorkload {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let model =
+            CharAttention::new(CharBatch::VOCAB, CharBatch::TIME, CharBatch::D, 4, &mut rng);
+        AttentionWorkload {
+            model,
+            optimizer: OptimizerConfig::adam(1e-3).build(),
+            batch: CharBatch::new(&mut rng),
+        }
+    }
+}
+
+impl Workload for AttentionWorkload {
+    fn params(&self) -> usize {
+        count(&self.model)
+    }
+    fn flops(&self) -> u64 {
+        CharBatch::flops(1, 0)
+    }
+    fn step(&mut self, step: usize) -> Result<f64> {
+        let b = &self.batch;
+        Ok(train_step(
+            step,
+            &mut self.model,
+            &mut self.optimizer,
+            |m| m.loss_backward(&b.ids, &b.targets),
+        )?)
+    }
+    fn gradients(&mut self) -> (f64, Extra) {
+        zero_grads(&mut self.model);
+        let loss = self
+            .model
+            .loss_backward(&self.batch.ids, &self.batch.targets);
+        (f64::from(loss), self.batch.extra())
+    }
+    fn model(&self) -> &dyn ParamsRef {
+        &self.model
+    }
+}
+
+/// The Transformer-at-work chapter's decoder-only character model at the workload's sizes
+/// (`GptConfig::workload`: 2 pre-LN blocks, width 128, 4 heads, feed-forward 512, no dropout).
+struct TransformerWorkload {
+    model: Gpt<f32>,
+    optimizer: Optimizer<f32>,
+    batch: CharBatch,
+    /// Unused without dropout; `loss_backward` takes one.
+    rng: ChaCha8Rng,
+}
+
+impl TransformerWorkload {
+    fn new() -> TransformerWorkload {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let model = Gpt::new(GptConfig::workload(CharBatch::VOCAB), &mut rng)
+            .expect("the workload's sizes fit together");
+        TransformerWorkload {
+            model,
+            optimizer: OptimizerConfig::adam(1e-3).build(),
+            batch: CharBatch::new(&mut rng),
+            rng,
+        }
+    }
+}
+
+impl Workload for TransformerWorkload {
+    fn params(&self) -> usize {
+        count(&self.model)
+    }
+    fn flops(&self) -> u64 {
+        let c = self.model.config();
+        CharBatch::flops(c.blocks, c.ff)
+    }
+    fn step(&mut self, step: usize) -> Result<f64> {
+        let (b, rng) = (&self.batch, &mut self.rng);
+        Ok(train_step(
+            step,
+            &mut self.model,
+            &mut self.optimizer,
+            |m| m.loss_backward(&b.ids, &b.targets, rng),
+        )?)
+    }
+    fn gradients(&mut self) -> (f64, Extra) {
+        zero_grads(&mut self.model);
+        let loss = self
+            .model
+            .loss_backward(&self.batch.ids, &self.batch.targets, &mut self.rng);
+        (f64::from(loss), self.batch.extra())
     }
     fn model(&self) -> &dyn ParamsRef {
         &self.model
@@ -550,6 +636,7 @@ fn build(name: &str) -> Box<dyn Workload> {
         "dropout" => Box::new(Classifier::new(0.5)),
         "vae" => Box::new(VaeWorkload::new()),
         "attention" => Box::new(AttentionWorkload::new()),
+        "transformer" => Box::new(TransformerWorkload::new()),
         "made" => Box::new(MadeWorkload::new()),
         "lstm" => Box::new(LstmWorkload::new()),
         _ => unreachable!("checked against WORKLOADS"),
