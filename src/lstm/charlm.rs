@@ -9,8 +9,7 @@ use crate::data::text::{Batcher, bits_per_char};
 use crate::dropout::Dropout;
 use crate::loss::{cross_entropy_rows, softmax};
 use crate::optim::OptimizerConfig;
-use crate::param::{Params, zero_grads};
-use crate::runner::{NonFinite, train_step};
+use crate::runner::{NonFinite, data_parallel, train_step};
 use ndarray::{Array2, s};
 use rand::Rng;
 use rand::distr::{Distribution, weighted::WeightedIndex};
@@ -85,38 +84,6 @@ pub struct CharRun {
     pub train_bpc: f64,
     /// Passes over the training split.
     pub epochs: f64,
-}
-
-fn values(model: &impl Params<f32>) -> Vec<Vec<f32>> {
-    let mut out = Vec::new();
-    model.visit_ref("", &mut |_, p| out.push(p.value.iter().copied().collect()));
-    out
-}
-
-fn set_values(model: &mut impl Params<f32>, from: &[Vec<f32>]) {
-    let mut k = 0;
-    model.visit("", &mut |_, mut p| {
-        p.value.iter_mut().zip(&from[k]).for_each(|(v, &x)| *v = x);
-        k += 1;
-    });
-}
-
-fn grads(model: &impl Params<f32>) -> Vec<Vec<f32>> {
-    let mut out = Vec::new();
-    model.visit_ref("", &mut |_, p| out.push(p.grad.iter().copied().collect()));
-    out
-}
-
-/// `model.grad = (model.grad + other) / 2`: the mean gradient of two equal halves of a batch.
-fn average_grads(model: &mut impl Params<f32>, other: &[Vec<f32>]) {
-    let mut k = 0;
-    model.visit("", &mut |_, mut p| {
-        p.grad
-            .iter_mut()
-            .zip(&other[k])
-            .for_each(|(g, &o)| *g = 0.5 * (*g + o));
-        k += 1;
-    });
 }
 
 fn halves(w: &Array2<usize>, threads: usize) -> Vec<Array2<usize>> {
@@ -268,21 +235,13 @@ fn forward_backward(
             window_loss_and_backward(model, &inputs[0], &targets[0], &states[0], &mut rngs[0]);
         return (loss, vec![next]);
     }
-    set_values(replica, &values(model));
-    zero_grads(replica);
     let (rng_a, rng_b) = rngs.split_at_mut(1);
-    let ((loss_a, next_a), (loss_b, next_b)) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| {
-            window_loss_and_backward(replica, &inputs[1], &targets[1], &states[1], &mut rng_b[0])
-        });
-        let mine =
-            window_loss_and_backward(model, &inputs[0], &targets[0], &states[0], &mut rng_a[0]);
-        (
-            mine,
-            other.join().expect("the second thread does not panic"),
-        )
-    });
-    average_grads(model, &grads(replica));
+    let ((loss_a, next_a), (loss_b, next_b)) = data_parallel(
+        model,
+        replica,
+        |m| window_loss_and_backward(m, &inputs[0], &targets[0], &states[0], &mut rng_a[0]),
+        |r| window_loss_and_backward(r, &inputs[1], &targets[1], &states[1], &mut rng_b[0]),
+    );
     (0.5 * (loss_a + loss_b), vec![next_a, next_b])
 }
 
