@@ -27,7 +27,15 @@ fn each_workload_prints_one_json_line() {
         .collect();
     assert_eq!(
         names,
-        ["mlp", "dropout", "lstm", "made", "attention", "transformer", "vae"]
+        [
+            "mlp",
+            "dropout",
+            "lstm",
+            "made",
+            "attention",
+            "transformer",
+            "vae"
+        ]
     );
     for l in &lines {
         assert!(l["step_ms_median"].as_f64().unwrap() > 0.0);

@@ -790,10 +790,10 @@ pub fn comparison_table(rows: &[ComparisonRow]) -> String {
     let mut s = t.to_string();
     let _ = writeln!(
         s,
-        "\nEvery character model of the book on the same split of the novel, read from each program's own results file (`chapters/nlp/results.json`, `chapters/lstm/char.json`, `chapters/self_attention/results.json`) and this run. The times are each run's wall and CPU time from its provenance, so they cover more than training:"
+        "\nEvery character model of the book on the same split of the novel, read from each program's own results file (`chapters/nlp/results.json`, `chapters/lstm/char.json`, `chapters/self_attention/results.json`) and this run. The times are each run's wall and CPU time from its provenance, so they cover more than training:\n"
     );
     for r in rows {
-        let _ = writeln!(s, "{}: {}.", r.model, r.note);
+        let _ = writeln!(s, "- {}: {}.", r.model, r.note);
     }
     let _ = writeln!(
         s,
