@@ -25,7 +25,9 @@ WORKLOADS = ["mlp", "dropout", "lstm", "made", "attention", "transformer", "vae"
 # (column, test on the shared object and the symbol), first match wins.
 KINDS = [
     ("matrix products", lambda dso, sym: sym.startswith("matrixmultiply::")),
-    ("exp, tanh, erf, log", lambda dso, sym: dso.startswith("libm") or re.match(r"_*(exp|tanh|erf|log|expm1)", sym)),
+    # glibc's libm, and the pure-Rust `libm` crate linked into the binary (the exact GELU's erf).
+    ("exp, tanh, erf, log", lambda dso, sym: dso.startswith("libm") or sym.startswith("libm::")
+     or re.match(r"_*(exp|tanh|erf|log|expm1)", sym)),
     ("kernel: page faults and mappings", lambda dso, sym: dso.startswith("[kernel")),
     ("memset, memcpy", lambda dso, sym: re.match(r"_*(memset|memmove|memcpy)", sym) is not None),
     ("allocator", lambda dso, sym: re.match(r"_*(malloc|free|_int_malloc|_int_free|cfree|realloc|calloc|malloc_consolidate|unlink_chunk|sysmalloc)", sym) is not None),
