@@ -401,15 +401,35 @@ pub fn lookup_experiment(config: &Config, seed: u64) -> Result<LookupReport> {
 /// `model.max_len()` characters, each scored from its own start, so every character after the
 /// first is predicted once.
 pub fn score(model: &CharAttention<f32>, ids: &[usize]) -> f64 {
+    score_windows(ids, model.max_len(), 1, |x| model.forward(x).0)
+}
+
+/// The scoring of [`score`] for any window model: `logits` maps ids `[n, time]` to logits
+/// `[n * time, vocab]` (row `b * time + t` predicts character `t + 1` of window `b`) and is
+/// called with up to `per_call` windows of one length at a time.
+pub fn score_windows(
+    ids: &[usize],
+    window: usize,
+    per_call: usize,
+    logits: impl Fn(&Array2<usize>) -> Array2<f32>,
+) -> f64 {
+    let windows: Vec<_> = Batcher::new(ids, 1, window).streams().collect();
     let (mut nats, mut n) = (0.0, 0usize);
-    for w in Batcher::new(ids, 1, model.max_len()).streams() {
-        let logits = model.forward(&w.inputs).0;
-        let targets: Vec<usize> = w.targets.iter().copied().collect();
-        nats += cross_entropy_rows(&logits, &targets)
-            .iter()
-            .map(|&v| f64::from(v))
-            .sum::<f64>();
-        n += targets.len();
+    for group in windows.chunk_by(|a, b| a.inputs.ncols() == b.inputs.ncols()) {
+        for chunk in group.chunks(per_call.max(1)) {
+            let time = chunk[0].inputs.ncols();
+            let inputs =
+                Array2::from_shape_fn((chunk.len(), time), |(b, t)| chunk[b].inputs[[0, t]]);
+            let targets: Vec<usize> = chunk
+                .iter()
+                .flat_map(|w| w.targets.row(0).to_vec())
+                .collect();
+            nats += cross_entropy_rows(&logits(&inputs), &targets)
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum::<f64>();
+            n += targets.len();
+        }
     }
     bits_per_char(nats / n.max(1) as f64)
 }

@@ -11,15 +11,15 @@
 
 use super::gpt::{Decode, Gpt, GptConfig};
 use crate::data::text::{Batcher, Corpus, bits_per_char};
-use crate::loss::cross_entropy_rows;
 use crate::lstm::clip_grad_norm;
 use crate::ngram::experiment::load_corpus;
 use crate::optim::{OptimizerArgs, OptimizerConfig};
 use crate::param::count;
 use crate::plot::{Labels, Series, line_chart};
 use crate::runner::{CommonArgs, Run, Table, chapter_dir, data_parallel, stream, train_step};
+use crate::self_attention::experiment::score_windows;
 use anyhow::{Context, Result};
-use ndarray::{Array2, s};
+use ndarray::s;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::Value;
@@ -95,26 +95,7 @@ impl Config {
 /// consecutive windows of `max_len` characters, each scored from its own start, so every
 /// character after the first is predicted once (the windows are run 64 at a time).
 pub fn score(model: &Gpt<f32>, ids: &[usize]) -> f64 {
-    let windows: Vec<_> = Batcher::new(ids, 1, model.max_len()).streams().collect();
-    let (mut nats, mut n) = (0.0, 0usize);
-    for group in windows.chunk_by(|a, b| a.inputs.ncols() == b.inputs.ncols()) {
-        for chunk in group.chunks(64) {
-            let time = chunk[0].inputs.ncols();
-            let inputs =
-                Array2::from_shape_fn((chunk.len(), time), |(b, t)| chunk[b].inputs[[0, t]]);
-            let targets: Vec<usize> = chunk
-                .iter()
-                .flat_map(|w| w.targets.row(0).to_vec())
-                .collect();
-            let logits = model.infer(&inputs);
-            nats += cross_entropy_rows(&logits, &targets)
-                .iter()
-                .map(|&v| f64::from(v))
-                .sum::<f64>();
-            n += targets.len();
-        }
-    }
-    bits_per_char(nats / n.max(1) as f64)
+    score_windows(ids, model.max_len(), 64, |x| model.infer(x))
 }
 // ANCHOR_END: score
 
@@ -291,6 +272,9 @@ impl Cli {
         c.model.ff = 4 * self.width as usize;
         c.threads = self.threads as usize;
         if common.quick {
+            // A narrower model too: the program tests run it several times.
+            c.model.d = c.model.d.min(32);
+            c.model.ff = 4 * c.model.d;
             c.steps = 20;
             c.eval_every = 10;
             c.warmup = 5;
