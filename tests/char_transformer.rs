@@ -51,29 +51,6 @@ fn tiny_model(dropout: f64, seed: u64) -> Gpt<f64> {
     model
 }
 
-/// Passes a report within tolerance, except the attention's key biases: their gradient is
-/// exactly zero (a constant added to a row of scores does not change the softmax).
-fn assert_checks(report: &Report) {
-    for check in &report.checks {
-        if check.name.ends_with("wk.b") {
-            assert!(check.problems.is_empty(), "{report:?}");
-            assert!(
-                check.analytic_norm < 1e-12,
-                "{}: {}",
-                check.name,
-                check.analytic_norm
-            );
-        } else {
-            assert!(
-                check.failures(TOLERANCE).is_empty(),
-                "{}: {:?}",
-                check.name,
-                check.failures(TOLERANCE)
-            );
-        }
-    }
-}
-
 const IDS: [[usize; 5]; 2] = [[0, 3, 1, 4, 2], [2, 2, 0, 1, 3]];
 const TARGETS: [usize; 10] = [3, 1, 4, 2, 0, 2, 0, 1, 3, 4];
 
@@ -102,12 +79,12 @@ fn gradient_check_of_every_parameter() {
         report.checks.len(),
         dlfs::param::names(&tiny_model(0.0, 7)).len()
     );
-    assert_checks(&report);
+    common::assert_checks_with_zero_key_biases(&report);
 }
 
 #[test]
 fn gradient_check_with_dropout() {
-    assert_checks(&check(0.2, 5));
+    common::assert_checks_with_zero_key_biases(&check(0.2, 5));
 }
 
 #[test]

@@ -17,22 +17,6 @@ use ndarray_rand::rand_distr::Normal;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Passes a report whose every array is within tolerance, except the key bias: its gradient is
-/// exactly zero (a bias added to every key adds the same `q . b_k` to a whole row of scores,
-/// which the softmax ignores), so the relative error compares rounding noise with rounding
-/// noise. For it the analytic gradient must be zero; `key_bias_changes_nothing` checks the
-/// function itself.
-fn assert_checks(report: &dlfs::gradcheck::Report) {
-    for check in &report.checks {
-        if check.name.ends_with("wk.b") {
-            assert!(check.problems.is_empty(), "{report}");
-            assert!(check.analytic_norm < 1e-12, "{report}");
-        } else {
-            assert!(check.failures(TOLERANCE).is_empty(), "{report}");
-        }
-    }
-}
-
 fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
 }
@@ -130,7 +114,7 @@ fn check_self(mask: Mask, heads: usize) {
             m.backward_self(&cache, &w)
         },
     );
-    assert_checks(&report);
+    common::assert_checks_with_zero_key_biases(&report);
 }
 
 #[test]
@@ -172,7 +156,7 @@ fn cross_attention_gradient_check() {
                 concatenate(Axis(1), &[dq.view(), dkv.view()]).unwrap()
             },
         );
-        assert_checks(&report);
+        common::assert_checks_with_zero_key_biases(&report);
     }
 }
 
@@ -213,7 +197,7 @@ fn lookup_model_gradient_check() {
             m.loss_backward(&keys, &values, &targets);
         },
     );
-    assert_checks(&report);
+    common::assert_checks_with_zero_key_biases(&report);
 }
 
 #[test]
@@ -231,7 +215,7 @@ fn character_model_gradient_check() {
             m.loss_backward(&ids, &targets);
         },
     );
-    assert_checks(&report);
+    common::assert_checks_with_zero_key_biases(&report);
 }
 
 #[test]

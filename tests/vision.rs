@@ -87,20 +87,6 @@ fn tiny_model(pool: Pool, positions: bool, seed: u64) -> ImageEncoder<f64> {
     model
 }
 
-/// Passes every check except the key biases of attention: their gradient is exactly zero (a
-/// constant added to every score of a row does not change its softmax), so a relative error
-/// means nothing there; their analytic gradient must be zero instead.
-fn assert_checks(report: &dlfs::gradcheck::Report) {
-    for check in &report.checks {
-        if check.name.ends_with("wk.b") {
-            assert!(check.problems.is_empty(), "{report}");
-            assert!(check.analytic_norm < 1e-12, "{report}");
-        } else {
-            assert!(check.failures(TOLERANCE).is_empty(), "{report}");
-        }
-    }
-}
-
 fn check_encoder(pool: Pool) -> dlfs::gradcheck::Report {
     let mut model = tiny_model(pool, true, 3);
     let x = Array2::random_using((3, 16), Uniform::new(0.0, 1.0).unwrap(), &mut rng(4));
@@ -121,7 +107,7 @@ fn check_encoder(pool: Pool) -> dlfs::gradcheck::Report {
 fn encoder_with_mean_pooling_gradient_check() {
     let report = check_encoder(Pool::Mean);
     assert!(report.checks.iter().any(|c| c.name == "input"));
-    assert_checks(&report);
+    common::assert_checks_with_zero_key_biases(&report);
 }
 
 #[test]
@@ -138,7 +124,7 @@ fn encoder_with_attention_pooling_gradient_check() {
             "{name}: {report}"
         );
     }
-    assert_checks(&report);
+    common::assert_checks_with_zero_key_biases(&report);
 }
 
 #[test]
