@@ -497,6 +497,19 @@ pub fn chapter_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Another chapter's results file (`results.json` or the like, as [`Run::write_record`] writes
+/// it), parsed. A missing file names itself and the program that writes it
+/// (`cargo run --release --example <program>`); a damaged one says it is not JSON.
+pub fn read_results(path: &Path, program: &str) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "cannot read {} (run `cargo run --release --example {program}` first)",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
+}
+
 /// A fraction as a percentage with two decimals: `pct(0.98765) == "98.77%"`.
 pub fn pct(fraction: f64) -> String {
     format!("{:.2}%", 100.0 * fraction)

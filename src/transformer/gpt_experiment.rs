@@ -16,7 +16,9 @@ use crate::ngram::experiment::load_corpus;
 use crate::optim::{OptimizerArgs, OptimizerConfig};
 use crate::param::count;
 use crate::plot::{Labels, Series, line_chart};
-use crate::runner::{CommonArgs, Run, Table, chapter_dir, data_parallel, stream, train_step};
+use crate::runner::{
+    CommonArgs, Run, Table, chapter_dir, data_parallel, read_results, stream, train_step,
+};
 use crate::self_attention::experiment::score_windows;
 use anyhow::{Context, Result};
 use ndarray::s;
@@ -338,6 +340,8 @@ pub fn run(cli: Cli) -> Result<()> {
             .row(["test".to_string(), format!("{:.4}", score(&model, test))]);
         return crate::runner::report_loaded(common, "transformer_at_work", &table.to_string());
     }
+    // Read before training, so that a missing or damaged file costs no training run.
+    let others = read_others(&chapter_dir(""))?;
     let mut run = Run::new(common, &chapter_dir("transformer_at_work"))?;
     run.set_threads(
         config.threads,
@@ -374,7 +378,6 @@ pub fn run(cli: Cli) -> Result<()> {
         comparison: Vec::new(),
         config,
     };
-    let others = read_others(&chapter_dir(""))?;
     let own_seconds = run.provenance();
     let own = Curve {
         name: "decoder-only Transformer (this chapter)".to_string(),
@@ -593,19 +596,12 @@ fn seconds_of(file: &str, v: &Value) -> Result<(f64, Option<f64>)> {
     ))
 }
 
-fn read_json(dir: &Path, file: &str) -> Result<Value> {
-    let path = dir.join(file);
-    let bytes = std::fs::read(&path)
-        .with_context(|| format!("cannot read {} for the comparison", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
-}
-
 /// Reads the n-gram, LSTM and attention-only results under `chapters` (the book's
 /// `chapters/` folder): `nlp/results.json`, `lstm/char.json`, `self_attention/results.json`.
 /// A missing file, or one without the expected fields, is an error naming it.
 pub fn read_others(chapters: &Path) -> Result<Others> {
     let f = "chapters/nlp/results.json";
-    let nlp = read_json(chapters, "nlp/results.json")?;
+    let nlp = read_results(&chapters.join("nlp/results.json"), "ngram")?;
     let seconds = seconds_of(f, &nlp)?;
     let orders = field(f, &nlp, "report.orders")?
         .as_array()
@@ -631,15 +627,12 @@ pub fn read_others(chapters: &Path) -> Result<Others> {
             ));
         }
     }
-    let better = |a: &ComparisonRow, b: &ComparisonRow| a.validation < b.validation;
+    // The lowest validation score, the first of equals.
     let pick = |pred: &dyn Fn(usize) -> bool| {
         rows.iter()
             .filter(|(o, _)| pred(*o))
             .map(|(_, r)| r)
-            .fold(None::<&ComparisonRow>, |best, r| match best {
-                Some(b) if !better(r, b) => Some(b),
-                _ => Some(r),
-            })
+            .min_by(|a, b| a.validation.total_cmp(&b.validation))
             .cloned()
     };
     let five = pick(&|o| o == 5).with_context(|| format!("{f}: no order-5 model"))?;
@@ -650,7 +643,7 @@ pub fn read_others(chapters: &Path) -> Result<Others> {
     }
 
     let f = "chapters/lstm/char.json";
-    let lstm = read_json(chapters, "lstm/char.json")?;
+    let lstm = read_results(&chapters.join("lstm/char.json"), "lstm")?;
     let c = |k: &str| count_of(f, &lstm, &format!("report.config.{k}"));
     let vocab = count_of(f, &lstm, "report.sizes.3")?;
     let (embed, hidden, depth, steps) = (c("embed")?, c("hidden")?, c("depth")?, c("steps")?);
@@ -684,7 +677,10 @@ pub fn read_others(chapters: &Path) -> Result<Others> {
     };
 
     let f = "chapters/self_attention/results.json";
-    let sa = read_json(chapters, "self_attention/results.json")?;
+    let sa = read_results(
+        &chapters.join("self_attention/results.json"),
+        "self_attention",
+    )?;
     let sa_seconds = seconds_of(f, &sa)?;
     let sa_steps = count_of(f, &sa, "report.config.steps")?;
     let sa_name = format!(

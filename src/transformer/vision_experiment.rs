@@ -11,7 +11,7 @@ use crate::mlp::Mlp;
 use crate::optim::OptimizerConfig;
 use crate::param::{Params, count};
 use crate::plot::{Labels, Series, Tile, image_grid, line_chart};
-use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, stream, train_step};
+use crate::runner::{CommonArgs, Run, Table, chapter_dir, pct, read_results, stream, train_step};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use ndarray::Array2;
@@ -399,14 +399,7 @@ pub fn settings(cli: &Cli) -> Result<Settings> {
 /// The MLP chapter's validation and test accuracy per epoch (epoch 1 onwards), read from its
 /// `results.json`.
 pub fn mlp_history(file: &Path) -> Result<Vec<(f64, f64, f64)>> {
-    let text = std::fs::read_to_string(file).with_context(|| {
-        format!(
-            "cannot read the MLP's results {} (run `cargo run --release --example mlp` first)",
-            file.display()
-        )
-    })?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let json = read_results(file, "mlp")?;
     let history = json["report"]["history"]
         .as_array()
         .with_context(|| format!("{} has no report.history", file.display()))?;
