@@ -30,6 +30,7 @@ pub mod loss;
 pub mod lstm;
 pub mod made;
 pub mod math;
+pub mod matmul;
 pub mod mlp;
 pub mod ngram;
 pub mod optim;

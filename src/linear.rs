@@ -23,6 +23,7 @@
 
 use crate::float::Float;
 use crate::init::he_normal;
+use crate::matmul::{matmul, matmul_into};
 use crate::param::{Param1, Param2};
 use ndarray::{Array1, Array2, ArrayRef2, Axis};
 use rand::Rng;
@@ -86,7 +87,7 @@ impl<F: Float> Linear<F> {
             x.shape(),
             self.input()
         );
-        x.dot(&self.w.value) + &self.b.value
+        matmul(x, &self.w.value) + &self.b.value
     }
 
     /// The forward pass for training: the output and the cache backward needs (a copy of `x`).
@@ -105,7 +106,7 @@ impl<F: Float> Linear<F> {
     /// Adds `dL/dW` and `dL/db` to the gradients and returns `dL/dx`.
     pub fn backward(&mut self, cache: &LinearCache<F>, dy: &ArrayRef2<F>) -> Array2<F> {
         self.backward_params(cache, dy);
-        dy.dot(&self.w.value.t())
+        matmul(dy, &self.w.value.t())
     }
 
     /// Adds `dL/dW` and `dL/db` to the gradients, and skips `dL/dx`: for a first layer, whose
@@ -119,7 +120,7 @@ impl<F: Float> Linear<F> {
             cache.x.nrows(),
             self.output()
         );
-        self.w.grad += &cache.x.t().dot(dy);
+        matmul_into(F::one(), &cache.x.t(), dy, F::one(), &mut self.w.grad);
         self.b.grad += &dy.sum_axis(Axis(0));
     }
     // ANCHOR_END: backward

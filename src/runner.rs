@@ -180,7 +180,7 @@ impl Run {
             command: std::env::args().collect::<Vec<_>>().join(" "),
             seed: common.seed,
             quiet: common.quick,
-            threads: (matmul_threads(), None),
+            threads: (crate::matmul::threads(), None),
             load_at_start: load_average(),
         })
     }
@@ -434,19 +434,6 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
         _ if n % 2 == 1 => Some(values[n / 2]),
         _ => Some(0.5 * (values[n / 2 - 1] + values[n / 2])),
     }
-}
-
-/// How many threads the matrix products use: `MATMUL_NUM_THREADS` if set (matrixmultiply reads
-/// it once, at the first product, and uses 1 to 4), else the machine's cores, as matrixmultiply
-/// counts them. The products split the output between threads, never a sum, so the thread count
-/// changes the speed and not a single bit of the results (a test checks it).
-pub fn matmul_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::var("MATMUL_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(cores)
-        .clamp(1, 4)
 }
 
 /// CPU time of this process so far (user + system, all threads), in seconds, from

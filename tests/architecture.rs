@@ -19,6 +19,7 @@ const ORDER: &[&str] = &[
     "float",
     "param",
     "init",
+    "matmul",
     "linear",
     "embedding",
     "activation",

@@ -37,8 +37,8 @@ pub mod rnn;
 
 use crate::float::Float;
 use crate::init::glorot_uniform;
+use crate::matmul::{matmul, matmul_into};
 use crate::param::{Param1, Param2, Params, grad_norm};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array3, ArrayRef2, ArrayRef3, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::Rng;
 
@@ -347,8 +347,8 @@ impl<F: Float> Lstm<F> {
     pub fn step(&self, x: &ArrayRef2<F>, state: &State<F>) -> State<F> {
         self.check_state(state, x.nrows());
         let hidden = self.hidden();
-        let mut a = x.dot(&self.w_x.value) + &self.b_x.value + &self.b_h.value;
-        a += &state.h.dot(&self.w_h.value);
+        let mut a = matmul(&x, &self.w_x.value) + &self.b_x.value + &self.b_h.value;
+        matmul_into(F::one(), &state.h, &self.w_h.value, F::one(), &mut a);
         let mut next = State::zeros(x.nrows(), hidden);
         let mut tanh_c = Array2::zeros((x.nrows(), hidden));
         pointwise_forward(
@@ -423,7 +423,7 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
         self.check_state(state, batch);
         let time = x.nrows() / batch;
         // The input's share of every step's gates in one product, both biases added once.
-        let mut gates = x.dot(&self.w_x.value) + &(&self.b_x.value + &self.b_h.value);
+        let mut gates = matmul(&x, &self.w_x.value) + &(&self.b_x.value + &self.b_h.value);
         let mut hs = Array2::zeros(((time + 1) * batch, hidden));
         let mut cs = Array2::zeros(((time + 1) * batch, hidden));
         let mut tanh_cs = Array2::zeros((time * batch, hidden));
@@ -431,7 +431,7 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
         cs.slice_mut(s![..batch, ..]).assign(&state.c);
         for t in 0..time {
             // a_t += h_{t-1} W_h: one [batch, H] x [H, 4H] product per step.
-            general_mat_mul(
+            matmul_into(
                 F::one(),
                 &rows(&hs, t, batch),
                 &self.w_h.value,
@@ -510,7 +510,7 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
                 flat_mut(&mut da, t, batch),
             );
             // dL/dh_{t-1} through the recurrence: da_t W_h^T.
-            general_mat_mul(
+            matmul_into(
                 F::one(),
                 &rows(&da, t, batch),
                 &self.w_h.value.t(),
@@ -520,13 +520,13 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
         }
         // The weight gradients as one product over all steps each.
         let h_prev = cache.hs.slice(s![..tb, ..]);
-        general_mat_mul(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);
-        general_mat_mul(F::one(), &cache.x.t(), &da, F::one(), &mut self.w_x.grad);
+        matmul_into(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);
+        matmul_into(F::one(), &cache.x.t(), &da, F::one(), &mut self.w_x.grad);
         let db = da.sum_axis(Axis(0));
         self.b_x.grad += &db;
         self.b_h.grad += &db;
         SeqGrads {
-            dx: da.dot(&self.w_x.value.t()),
+            dx: matmul(&da, &self.w_x.value.t()),
             d_state: State { h: dh, c: dc },
             dh_norms,
         }

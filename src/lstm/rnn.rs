@@ -8,8 +8,8 @@
 use super::{Recurrent, SeqGrads, frobenius, rows, rows_mut};
 use crate::float::Float;
 use crate::init::glorot_uniform;
+use crate::matmul::{matmul, matmul_into};
 use crate::param::{Param1, Param2};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayRef2, Axis, s};
 use rand::Rng;
 
@@ -92,14 +92,14 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
             state.shape()
         );
         let time = x.nrows() / batch;
-        let pre = x.dot(&self.w_x.value) + &(&self.b_x.value + &self.b_h.value);
+        let pre = matmul(&x, &self.w_x.value) + &(&self.b_x.value + &self.b_h.value);
         let mut hs = Array2::zeros(((time + 1) * batch, hidden));
         hs.slice_mut(s![..batch, ..]).assign(state);
         hs.slice_mut(s![batch.., ..]).assign(&pre);
         for t in 0..time {
             let (done, mut next) = hs.view_mut().split_at(Axis(0), (t + 1) * batch);
             let mut a = rows_mut(&mut next, 0, batch);
-            general_mat_mul(
+            matmul_into(
                 F::one(),
                 &rows(&done, t, batch),
                 &self.w_h.value,
@@ -145,16 +145,16 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
             da_t.zip_mut_with(&rows(&cache.hs, t + 1, batch), |d, &h| {
                 *d *= F::one() - h * h
             });
-            general_mat_mul(F::one(), &da_t, &self.w_h.value.t(), F::zero(), &mut dh);
+            matmul_into(F::one(), &da_t, &self.w_h.value.t(), F::zero(), &mut dh);
         }
         let h_prev = cache.hs.slice(s![..tb, ..]);
-        general_mat_mul(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);
-        general_mat_mul(F::one(), &cache.x.t(), &da, F::one(), &mut self.w_x.grad);
+        matmul_into(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);
+        matmul_into(F::one(), &cache.x.t(), &da, F::one(), &mut self.w_x.grad);
         let db = da.sum_axis(Axis(0));
         self.b_x.grad += &db;
         self.b_h.grad += &db;
         SeqGrads {
-            dx: da.dot(&self.w_x.value.t()),
+            dx: matmul(&da, &self.w_x.value.t()),
             d_state: dh,
             dh_norms,
         }

@@ -27,6 +27,7 @@ use crate::activation::{relu, relu_backward, sigmoid};
 use crate::float::Float;
 use crate::linear::Linear;
 use crate::loss::log_softmax;
+use crate::matmul::matmul;
 use crate::param::{ParamMut, ParamRef, Params};
 use crate::vae::bernoulli_nll;
 use ndarray::{Array1, Array2, ArrayRef2, Axis, Zip};
@@ -88,7 +89,7 @@ impl<F: Float> MaskedLinear<F> {
     /// `y = x (W * M) + b` for `x` of shape `[batch, in]`, without a cache.
     pub fn infer(&self, x: &ArrayRef2<F>) -> Array2<F> {
         self.check(x);
-        x.dot(&self.masked_weights()) + &self.linear.b.value
+        matmul(x, &self.masked_weights()) + &self.linear.b.value
     }
 
     /// The forward pass for training: the output and the cache (the input, moved in, and the
@@ -96,7 +97,7 @@ impl<F: Float> MaskedLinear<F> {
     pub fn forward(&self, x: Array2<F>) -> (Array2<F>, MaskedCache<F>) {
         self.check(&x);
         let masked = self.masked_weights();
-        let y = x.dot(&masked) + &self.linear.b.value;
+        let y = matmul(&x, &masked) + &self.linear.b.value;
         (y, MaskedCache { x, masked })
     }
 
@@ -104,7 +105,7 @@ impl<F: Float> MaskedLinear<F> {
     /// `dL/dx = dy (W * M)^T`.
     pub fn backward(&mut self, cache: &MaskedCache<F>, dy: &ArrayRef2<F>) -> Array2<F> {
         self.backward_params(cache, dy);
-        dy.dot(&cache.masked.t())
+        matmul(dy, &cache.masked.t())
     }
 
     /// The parameter gradients of [`MaskedLinear::backward`] without `dL/dx` (for a first
@@ -118,7 +119,7 @@ impl<F: Float> MaskedLinear<F> {
             cache.x.nrows(),
             self.linear.output()
         );
-        let dw = cache.x.t().dot(dy);
+        let dw = matmul(&cache.x.t(), dy);
         Zip::from(&mut self.linear.w.grad)
             .and(&dw)
             .and(&self.mask)

@@ -19,7 +19,7 @@
 //! writes head `h`'s output into column block `h` of `[batch * tq, heads * d_k]` (the merge),
 //! and projects with `W_o`. Self-attention is the case `x_q = x_kv`, and its input gradient is
 //! the sum of the two. No head is copied: each `(batch, head)` pair is a strided view of the
-//! projected arrays handed to [`ndarray::linalg::general_mat_mul`], which writes into
+//! projected arrays handed to [`crate::matmul::matmul_into`], which writes into
 //! preallocated outputs.
 
 pub mod experiment;
@@ -28,7 +28,7 @@ pub mod models;
 use crate::float::Float;
 use crate::init::glorot_uniform;
 use crate::linear::{Linear, LinearCache};
-use ndarray::linalg::general_mat_mul;
+use crate::matmul::matmul_into;
 use ndarray::{Array1, Array2, Array3, Array4, ArrayRef2, ArrayRef3, Order, s};
 use rand::Rng;
 
@@ -120,10 +120,10 @@ pub fn attention_into<F: Float>(
     p: &mut ArrayRef2<F>,
     out: &mut ArrayRef2<F>,
 ) {
-    general_mat_mul(scale_of(q.ncols()), q, &k.t(), F::zero(), p);
+    matmul_into(scale_of(q.ncols()), q, &k.t(), F::zero(), p);
     mask.apply(p);
     softmax_rows(p);
-    general_mat_mul(F::one(), p, v, F::zero(), out);
+    matmul_into(F::one(), p, v, F::zero(), out);
 }
 // ANCHOR_END: attention
 
@@ -164,11 +164,11 @@ pub fn attention_backward_into<F: Float>(
     scratch: &mut ArrayRef2<F>,
 ) {
     let scale = scale_of::<F>(q.ncols());
-    general_mat_mul(F::one(), &p.t(), dout, F::zero(), dv); // dV = P^T dO
-    general_mat_mul(F::one(), dout, &v.t(), F::zero(), scratch); // dP = dO V^T
+    matmul_into(F::one(), &p.t(), dout, F::zero(), dv); // dV = P^T dO
+    matmul_into(F::one(), dout, &v.t(), F::zero(), scratch); // dP = dO V^T
     softmax_rows_backward(p, scratch); // dS, zero where the mask hid a key
-    general_mat_mul(scale, scratch, k, F::zero(), dq); // dQ = dS K / sqrt(d_k)
-    general_mat_mul(scale, &scratch.t(), q, F::zero(), dk); // dK = dS^T Q / sqrt(d_k)
+    matmul_into(scale, scratch, k, F::zero(), dq); // dQ = dS K / sqrt(d_k)
+    matmul_into(scale, &scratch.t(), q, F::zero(), dk); // dK = dS^T Q / sqrt(d_k)
 }
 // ANCHOR_END: attention_backward
 

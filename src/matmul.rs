@@ -1,0 +1,202 @@
+//! The matrix product every layer calls.
+//!
+//! Two functions, with the contract of ndarray's `dot` and `general_mat_mul`:
+//! [`matmul`] returns `a b`, and [`matmul_into`] writes `c = alpha a b + beta c` into an existing
+//! array (with `beta = 1` a weight gradient is accumulated in place, with no temporary). Either
+//! operand may be a transposed view (`x.t()`); no copy is made.
+//!
+//! The work is done by the [`gemm`] crate, a pure-Rust matrix product that picks its kernels when
+//! the program starts: AVX-512 where the processor has it, AVX2 and FMA where it does not. On the
+//! machine of the performance appendix it runs the book's products at about twice the rate of
+//! ndarray's own (`matrixmultiply`, which has no AVX-512 kernels); the appendix's trial measures
+//! both. No system BLAS is involved, so the crate still builds on a bare machine.
+//!
+//! **Threads.** A product runs on [`threads`] threads: `MATMUL_NUM_THREADS` if set (read once,
+//! at the first product), else the machine's cores. `gemm` splits the *output* between threads and
+//! never a sum, so the thread count changes the speed and not a single bit of the results
+//! (`tests/threads.rs` checks it on a chapter program). The chapter programs set one thread
+//! unless told otherwise, since most of them already train two models side by side.
+use crate::float::Float;
+use ndarray::{Array2, ArrayRef2};
+use std::sync::OnceLock;
+
+/// How many threads a product uses: `MATMUL_NUM_THREADS` (at least 1) if it is set to a number
+/// when the first product runs, else the machine's cores.
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::var("MATMUL_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(cores)
+            .max(1)
+    })
+}
+
+/// `a b`, as a new array: `[m, k] x [k, n] -> [m, n]`.
+///
+/// Panics if the inner dimensions differ (a programming error, not an input error).
+pub fn matmul<F: Float>(a: &ArrayRef2<F>, b: &ArrayRef2<F>) -> Array2<F> {
+    let mut c = Array2::zeros((a.nrows(), b.ncols()));
+    matmul_into(F::one(), a, b, F::zero(), &mut c);
+    c
+}
+
+/// `c = alpha a b + beta c`, in place. With `beta = 0` the old contents of `c` are not read
+/// (so they may be anything, NaN included).
+///
+/// Panics if the shapes do not fit together.
+pub fn matmul_into<F: Float>(
+    alpha: F,
+    a: &ArrayRef2<F>,
+    b: &ArrayRef2<F>,
+    beta: F,
+    c: &mut ArrayRef2<F>,
+) {
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    assert!(
+        k == k2 && c.dim() == (m, n),
+        "matmul: {:?} x {:?} does not fit into {:?}",
+        a.shape(),
+        b.shape(),
+        c.shape()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: only the scaled old contents remain.
+        if beta == F::zero() {
+            c.fill(F::zero());
+        } else {
+            c.mapv_inplace(|v| v * beta);
+        }
+        return;
+    }
+    let parallelism = match threads() {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    };
+    let (sa, sb) = (a.strides(), b.strides());
+    let sc = [c.strides()[0], c.strides()[1]];
+    // SAFETY: the three pointers and their strides describe the arrays exactly (ndarray's
+    // `as_ptr` is the first element and `strides` are in elements, negative ones included); the
+    // shapes were checked above; `c` is borrowed mutably, so it overlaps neither operand; and
+    // `gemm::gemm` supports `f32` and `f64`, the only two `Float` types.
+    unsafe {
+        // gemm's own naming: dst = alpha * dst + beta * lhs rhs, reading dst only if asked to.
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            sc[1],
+            sc[0],
+            beta != F::zero(),
+            a.as_ptr(),
+            sa[1],
+            sa[0],
+            b.as_ptr(),
+            sb[1],
+            sb[0],
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, s};
+
+    /// The product by its definition, one sum per entry, in f64.
+    fn naive(a: &ArrayRef2<f64>, b: &ArrayRef2<f64>) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            (0..a.ncols()).map(|p| a[[i, p]] * b[[p, j]]).sum()
+        })
+    }
+
+    fn grid(rows: usize, cols: usize, seed: f64) -> Array2<f64> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 31 + j * 17) as f64 * 0.37 + seed).sin()
+        })
+    }
+
+    fn assert_close(x: &ArrayRef2<f64>, y: &ArrayRef2<f64>) {
+        assert_eq!(x.dim(), y.dim());
+        for (p, q) in x.iter().zip(y) {
+            assert!((p - q).abs() <= 1e-12 * (1.0 + q.abs()), "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn matches_the_definition_for_every_layout() {
+        // Sizes on both sides of the kernels' block sizes, and transposed and sliced views.
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 33, 9), (70, 300, 41)] {
+            let (a, b) = (grid(m, k, 0.1), grid(k, n, 0.7));
+            let want = naive(&a, &b);
+            assert_close(&matmul(&a, &b), &want);
+            let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+            assert_close(&matmul(&at.t(), &b), &want);
+            assert_close(&matmul(&a, &bt.t()), &want);
+            assert_close(&matmul(&at.t(), &bt.t()), &want);
+            let wide = grid(m, 2 * k, 0.1);
+            let every_other = wide.slice(s![.., ..;2]);
+            assert_close(&matmul(&every_other, &b), &naive(&every_other, &b));
+            let reversed = a.slice(s![..;-1, ..]);
+            assert_close(&matmul(&reversed, &b), &naive(&reversed, &b));
+        }
+    }
+
+    #[test]
+    fn into_scales_and_accumulates_and_ignores_old_contents_when_beta_is_zero() {
+        let (a, b) = (grid(6, 4, 0.2), grid(4, 5, 0.3));
+        let ab = naive(&a, &b);
+        let old = grid(6, 5, 0.9);
+        let mut c = old.clone();
+        matmul_into(2.0, &a, &b, 1.0, &mut c);
+        assert_close(&c, &(&ab * 2.0 + &old));
+        let mut c = old.clone();
+        matmul_into(1.0, &a, &b, -0.5, &mut c);
+        assert_close(&c, &(&ab - &old * 0.5));
+        let mut c = Array2::from_elem((6, 5), f64::NAN);
+        matmul_into(1.0, &a, &b, 0.0, &mut c);
+        assert_close(&c, &ab);
+        // into a view of a bigger array, leaving the rest alone
+        let mut big = Array2::<f64>::from_elem((8, 7), 3.0);
+        matmul_into(1.0, &a, &b, 0.0, &mut big.slice_mut(s![1..7, 2..]));
+        assert_close(&big.slice(s![1..7, 2..]), &ab);
+        assert_eq!(big.slice(s![0, ..]).sum(), 21.0);
+    }
+
+    #[test]
+    fn empty_inner_dimension_leaves_the_scaled_output() {
+        let (a, b) = (Array2::<f64>::zeros((3, 0)), Array2::<f64>::zeros((0, 2)));
+        assert_eq!(matmul(&a, &b), Array2::<f64>::zeros((3, 2)));
+        let mut c = Array2::from_elem((3, 2), 4.0);
+        matmul_into(1.0, &a, &b, 0.5, &mut c);
+        assert_eq!(c, Array2::from_elem((3, 2), 2.0));
+    }
+
+    #[test]
+    fn f32_agrees_with_f64() {
+        let (a, b) = (grid(40, 130, 0.4), grid(130, 20, 0.5));
+        let want = naive(&a, &b);
+        let got = matmul(&a.mapv(|v| v as f32), &b.mapv(|v| v as f32));
+        for (p, q) in got.iter().zip(&want) {
+            assert!((f64::from(*p) - q).abs() < 1e-4, "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn mismatched_shapes_panic_with_the_shapes() {
+        matmul(&Array2::<f64>::zeros((2, 3)), &Array2::<f64>::zeros((4, 2)));
+    }
+}
