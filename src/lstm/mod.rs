@@ -347,7 +347,7 @@ impl<F: Float> Lstm<F> {
     pub fn step(&self, x: &ArrayRef2<F>, state: &State<F>) -> State<F> {
         self.check_state(state, x.nrows());
         let hidden = self.hidden();
-        let mut a = matmul(&x, &self.w_x.value) + &self.b_x.value + &self.b_h.value;
+        let mut a = matmul(x, &self.w_x.value) + &self.b_x.value + &self.b_h.value;
         matmul_into(F::one(), &state.h, &self.w_h.value, F::one(), &mut a);
         let mut next = State::zeros(x.nrows(), hidden);
         let mut tanh_c = Array2::zeros((x.nrows(), hidden));
