@@ -57,8 +57,7 @@ struct Cli {
     /// Untimed steps first.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     warmup: u64,
-    /// Threads for the matrix products (default: the machine's cores). Sets
-    /// MATMUL_NUM_THREADS before the first product.
+    /// Threads for the matrix products (default: the machine's cores, at most 4).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     threads: Option<u64>,
     /// Write DIR/<workload>.safetensors (weights, batch, draws, loss, gradients) instead of
@@ -721,16 +720,19 @@ fn run(cli: Cli) -> Result<()> {
         Some(t) => t as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
     };
-    // SAFETY: set before any matrix product and before any other thread exists.
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
-    for name in names {
+    dlfs::matmul::set_threads(threads);
+    dlfs::matmul::on_workers(|| measure(&names, &cli, threads))
+}
+
+fn measure(names: &[&str], cli: &Cli, threads: usize) -> Result<()> {
+    for &name in names {
         let mut w = build(name);
         match &cli.parity {
             Some(dir) => {
                 std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
                 parity(name, w.as_mut(), dir)?;
             }
-            None => println!("{}", time(name, w.as_mut(), &cli, threads)?),
+            None => println!("{}", time(name, w.as_mut(), cli, threads)?),
         }
     }
     if cli.peak && cli.parity.is_none() {

@@ -11,28 +11,66 @@
 //! ndarray's own (`matrixmultiply`, which has no AVX-512 kernels); the appendix's trial measures
 //! both. No system BLAS is involved, so the crate still builds on a bare machine.
 //!
-//! **Threads.** A product runs on [`threads`] threads: `MATMUL_NUM_THREADS` if set (read once,
-//! at the first product), else the machine's cores. `gemm` splits the *output* between threads and
-//! never a sum, so the thread count changes the speed and not a single bit of the results
-//! (`tests/threads.rs` checks it on a chapter program). The chapter programs set one thread
-//! unless told otherwise, since most of them already train two models side by side.
+//! **Threads.** A product of at least [`PARALLEL_WORK`] multiply-adds runs on [`threads`]
+//! threads (`MATMUL_NUM_THREADS` if set, else the machine's cores); smaller ones run on one.
+//! `gemm` splits the *output* between threads and never a sum, so the thread count changes the
+//! speed and not a single bit of the results (`tests/threads.rs` checks it on a chapter program).
+//! The chapter programs set one thread unless told otherwise, since most of them already train
+//! two models side by side; [`on_workers`] is how a program runs when it uses more.
 use crate::float::Float;
 use ndarray::{Array2, ArrayRef2};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many threads a product uses: `MATMUL_NUM_THREADS` (at least 1) if it is set to a number
-/// when the first product runs, else the machine's cores.
+/// How many threads a product uses: the last [`set_threads`], else `MATMUL_NUM_THREADS` (at
+/// least 1) as it is when this is first asked, else the machine's cores.
 pub fn threads() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::var("MATMUL_NUM_THREADS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(cores)
-            .max(1)
-    })
+    match THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let n = std::env::var("MATMUL_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(cores)
+                .max(1);
+            THREADS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
 }
+
+/// Sets the thread count of the products from here on (at least 1).
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+static THREADS: AtomicUsize = AtomicUsize::new(0); // 0: not read yet
+
+/// Runs `f` on one of the threads that share the products' work, and returns what it returns.
+///
+/// `gemm` splits a product over rayon's pool of worker threads. Called from a thread outside the
+/// pool, each product is queued for the workers and the caller waits, which costs a hand-over
+/// and a wake-up per product; called from a worker, the caller takes a share of the product
+/// itself and the others join in. Over a training step of a few dozen products that difference
+/// was about a fifth of the MLP and VAE workloads' step time at two threads (the performance
+/// appendix). With one thread `f` simply runs where it is. [`crate::runner::main`] runs every
+/// program this way. The pool's threads get the main thread's usual 8 MiB of stack.
+pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if threads() == 1 {
+        return f();
+    }
+    // Fails only if the pool was already built (by an earlier call), which is fine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
+    rayon::scope(|_| f())
+}
+
+/// The smallest product (in multiply-adds, `m n k`) that is split between threads. Waking the
+/// other threads costs more than it saves below about this size, between the element-wise work
+/// of a training step (the LSTM's per-step `[32, 128] x [128, 512]` and one head's attention
+/// scores stay on one thread; the layers of the MLP, MADE and the VAE are split).
+pub const PARALLEL_WORK: usize = 1 << 24;
 
 /// `a b`, as a new array: `[m, k] x [k, n] -> [m, n]`.
 ///
@@ -75,8 +113,8 @@ pub fn matmul_into<F: Float>(
         return;
     }
     let parallelism = match threads() {
-        1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
+        t if t > 1 && m * n * k >= PARALLEL_WORK => gemm::Parallelism::Rayon(t),
+        _ => gemm::Parallelism::None,
     };
     let (sa, sb) = (a.strides(), b.strides());
     let sc = [c.strides()[0], c.strides()[1]];

@@ -91,7 +91,7 @@ fn first_line(message: &str) -> String {
 /// chapter programs already train two models side by side, one per core, and threading each
 /// product as well would put four threads on two cores (the performance appendix measures
 /// both). Results are the same bytes either way.
-pub fn main<P: Parser>(run: impl FnOnce(P) -> Result<()>) -> ExitCode {
+pub fn main<P: Parser + Send>(run: impl FnOnce(P) -> Result<()> + Send) -> ExitCode {
     keep_freed_memory();
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         // SAFETY: the first thing the program does, before any other thread exists.
@@ -108,7 +108,7 @@ pub fn main<P: Parser>(run: impl FnOnce(P) -> Result<()>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args) {
+    match crate::matmul::on_workers(|| run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -496,6 +496,8 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
         };
         let mut da = Array2::zeros((tb, 4 * hidden));
         let mut dh_norms = vec![0.0; time];
+        // W_h^T laid out row by row, once: every step multiplies by it.
+        let w_h_t = self.w_h.value.t().as_standard_layout().into_owned();
         for t in (0..time).rev() {
             // dL/dh_t: from the output at step t and from step t + 1 (already in dh).
             dh += &rows(dy, t, batch);
@@ -510,13 +512,7 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
                 flat_mut(&mut da, t, batch),
             );
             // dL/dh_{t-1} through the recurrence: da_t W_h^T.
-            matmul_into(
-                F::one(),
-                &rows(&da, t, batch),
-                &self.w_h.value.t(),
-                F::zero(),
-                &mut dh,
-            );
+            matmul_into(F::one(), &rows(&da, t, batch), &w_h_t, F::zero(), &mut dh);
         }
         // The weight gradients as one product over all steps each.
         let h_prev = cache.hs.slice(s![..tb, ..]);
