@@ -7,9 +7,9 @@
 //!
 //! The work is done by the [`gemm`] crate, a pure-Rust matrix product that picks its kernels when
 //! the program starts: AVX-512 where the processor has it, AVX2 and FMA where it does not. On the
-//! machine of the performance appendix it runs the book's products at about twice the rate of
-//! ndarray's own (`matrixmultiply`, which has no AVX-512 kernels); the appendix's trial measures
-//! both. No system BLAS is involved, so the crate still builds on a bare machine.
+//! processors of the performance appendix it runs the book's products faster than ndarray's own
+//! (`matrixmultiply`, which has no AVX-512 kernels); the appendix's trial measures both. No
+//! system BLAS is involved, so the crate still builds on a bare machine.
 //!
 //! **Threads.** A product of at least [`PARALLEL_WORK`] multiply-adds runs on [`threads`]
 //! threads (`MATMUL_NUM_THREADS` if set, else the machine's cores); smaller ones run on one.
@@ -51,9 +51,9 @@ static THREADS: AtomicUsize = AtomicUsize::new(0); // 0: not read yet
 /// `gemm` splits a product over rayon's pool of worker threads. Called from a thread outside the
 /// pool, each product is queued for the workers and the caller waits, which costs a hand-over
 /// and a wake-up per product; called from a worker, the caller takes a share of the product
-/// itself and the others join in. Over a training step of a few dozen products that difference
-/// was about a fifth of the MLP and VAE workloads' step time at two threads (the performance
-/// appendix). With one thread `f` simply runs where it is. [`crate::runner::main`] runs every
+/// itself and the others join in, which over a training step of a few dozen products made the
+/// MLP and VAE workloads clearly faster at two threads. With one thread `f` simply runs where it
+/// is. [`crate::runner::main`] runs every
 /// program this way. The pool's threads get the main thread's usual 8 MiB of stack.
 pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if threads() == 1 {
