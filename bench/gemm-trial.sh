@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The matrix-product trial of the performance appendix: ndarray's product (matrixmultiply, what
-# every layer of the crate uses) against the pure-Rust `gemm` crate, on the products of the
+# every layer of the crate used before src/matmul.rs) against the pure-Rust `gemm` crate (what
+# src/matmul.rs calls), on the products of the
 # workloads, at 1 and at 2 threads, alternating in each process; then writes the appendix's table
 # chapters/appendix/performance-gemm.md from the JSON lines (bench/results/gemm.jsonl).
 #

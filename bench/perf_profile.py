@@ -24,7 +24,9 @@ WORKLOADS = ["mlp", "dropout", "lstm", "made", "attention", "transformer", "vae"
 
 # (column, test on the shared object and the symbol), first match wins.
 KINDS = [
-    ("matrix products", lambda dso, sym: sym.startswith("matrixmultiply::")),
+    # the gemm crates (gemm, gemm_common, gemm_f32: kernels, packing, dispatch), and ndarray's
+    # matrixmultiply, which the classical modules still use
+    ("matrix products", lambda dso, sym: re.match(r"<?(gemm\w*|matrixmultiply)::", sym) is not None),
     # glibc's libm, and the pure-Rust `libm` crate linked into the binary (the exact GELU's erf).
     ("exp, tanh, erf, log", lambda dso, sym: dso.startswith("libm") or sym.startswith("libm::")
      or re.match(r"_*(exp|tanh|erf|log|expm1)", sym)),

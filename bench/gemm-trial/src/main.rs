@@ -1,5 +1,6 @@
 //! Times ndarray's matrix product (`general_mat_mul`, the `matrixmultiply` kernels every layer of
-//! the crate uses) against the `gemm` crate on the products of the book's workloads, at the thread
+//! the crate used until `src/matmul.rs`) against the `gemm` crate (which `src/matmul.rs` calls,
+//! with its `x86-v4` kernels) on the products of the book's workloads, at the thread
 //! count given by `MATMUL_NUM_THREADS` (which both sides are told), and prints one JSON line per
 //! product. It also reports how far the two results are apart (they round differently) and
 //! whether `gemm` gives the same bits at one thread and at the given count.
