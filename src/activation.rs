@@ -5,10 +5,22 @@
 //! whichever of `x` or `y` makes the derivative cheapest: ReLU and GELU need the input, sigmoid
 //! and tanh are cheapest from their output (`s' = s (1 - s)`, `tanh' = 1 - tanh^2`).
 //!
-//! All functions work on arrays of any shape.
+//! All functions work on arrays of any shape. Sigmoid, tanh and GELU work through whole slices
+//! ([`sigmoid_all`], [`crate::vmath::tanh_all`], [`gelu_all`]): in `f32` those run the vector
+//! loops of [`crate::vmath`], in `f64` the one-number formulas written here.
 
 use crate::float::{Float, c};
+use crate::vmath;
 use ndarray::{Array, Dimension, Zip};
+
+/// `x` with `all` applied to its elements: a copy in standard layout, changed in place.
+fn map_all<F: Float, D: Dimension>(x: &Array<F, D>, all: fn(&mut [F])) -> Array<F, D> {
+    let mut y = x.as_standard_layout().into_owned();
+    all(y
+        .as_slice_mut()
+        .expect("an array in standard layout is one slice"));
+    y
+}
 
 // ANCHOR: relu
 /// `relu(x) = max(x, 0)`.
@@ -27,7 +39,15 @@ pub fn relu_backward<F: Float, D: Dimension>(x: &Array<F, D>, dy: &Array<F, D>) 
 // ANCHOR: sigmoid
 /// The logistic sigmoid `1 / (1 + e^-x)`, computed without overflow for large `|x|`.
 pub fn sigmoid<F: Float, D: Dimension>(x: &Array<F, D>) -> Array<F, D> {
-    x.mapv(sigmoid_scalar)
+    map_all(x, sigmoid_all)
+}
+
+/// [`sigmoid_scalar`] of every element, in place ([`vmath::sigmoid_f32`] for `f32`).
+pub fn sigmoid_all<F: Float>(xs: &mut [F]) {
+    match F::as_f32_slice(xs) {
+        Some(xs) => vmath::sigmoid_f32(xs),
+        None => xs.iter_mut().for_each(|x| *x = sigmoid_scalar(*x)),
+    }
 }
 
 /// One sigmoid: for negative `x` it uses `e^x / (1 + e^x)`, so `exp` never sees a large
@@ -52,7 +72,7 @@ pub fn sigmoid_backward<F: Float, D: Dimension>(s: &Array<F, D>, dy: &Array<F, D
 // ANCHOR: tanh
 /// The hyperbolic tangent.
 pub fn tanh<F: Float, D: Dimension>(x: &Array<F, D>) -> Array<F, D> {
-    x.mapv(F::tanh)
+    map_all(x, vmath::tanh_all)
 }
 
 /// `dx = dy * (1 - t^2)`, from the output `t = tanh(x)`.
@@ -67,16 +87,41 @@ pub fn tanh_backward<F: Float, D: Dimension>(t: &Array<F, D>, dy: &Array<F, D>) 
 /// The exact GELU of Hendrycks and Gimpel (2016): `x * Phi(x)`, with `Phi` the standard normal
 /// CDF, `Phi(x) = (1 + erf(x / sqrt 2)) / 2`.
 pub fn gelu<F: Float, D: Dimension>(x: &Array<F, D>) -> Array<F, D> {
-    x.mapv(|v| v * normal_cdf(v))
+    map_all(x, gelu_all)
 }
 
 /// `dx = dy * (Phi(x) + x phi(x))`, with `phi` the standard normal density.
 pub fn gelu_backward<F: Float, D: Dimension>(x: &Array<F, D>, dy: &Array<F, D>) -> Array<F, D> {
+    let mut dx = map_all(x, gelu_grad_all);
+    Zip::from(&mut dx).and(dy).for_each(|d, &g| *d *= g);
+    dx
+}
+
+/// [`gelu_scalar`] of every element, in place ([`vmath::gelu_f32`] for `f32`).
+pub fn gelu_all<F: Float>(xs: &mut [F]) {
+    match F::as_f32_slice(xs) {
+        Some(xs) => vmath::gelu_f32(xs),
+        None => xs.iter_mut().for_each(|x| *x = gelu_scalar(*x)),
+    }
+}
+
+/// [`gelu_grad_scalar`] of every element, in place ([`vmath::gelu_grad_f32`] for `f32`).
+pub fn gelu_grad_all<F: Float>(xs: &mut [F]) {
+    match F::as_f32_slice(xs) {
+        Some(xs) => vmath::gelu_grad_f32(xs),
+        None => xs.iter_mut().for_each(|x| *x = gelu_grad_scalar(*x)),
+    }
+}
+
+/// One GELU, `x Phi(x)`: the definition.
+pub fn gelu_scalar<F: Float>(x: F) -> F {
+    x * normal_cdf(x)
+}
+
+/// One GELU derivative, `Phi(x) + x phi(x)`.
+pub fn gelu_grad_scalar<F: Float>(x: F) -> F {
     let inv_sqrt_2pi = c::<F>(1.0 / (2.0 * std::f64::consts::PI).sqrt());
-    Zip::from(x).and(dy).map_collect(|&x, &g| {
-        let pdf = inv_sqrt_2pi * (-x * x * c(0.5)).exp();
-        g * (normal_cdf(x) + x * pdf)
-    })
+    normal_cdf(x) + x * inv_sqrt_2pi * (-x * x * c(0.5)).exp()
 }
 
 fn normal_cdf<F: Float>(x: F) -> F {

@@ -19,6 +19,10 @@ pub trait Float: NdFloat + SampleUniform + Sum + Default + Send + Sync {
     fn as_f64(self) -> f64;
     /// The error function, `erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt`.
     fn erf(self) -> Self;
+
+    /// The slice itself if `Self` is `f32`, else `None`: how a generic function takes a path
+    /// that only exists for `f32` (the vector loops of [`crate::vmath`]).
+    fn as_f32_slice(xs: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Float for f32 {
@@ -31,6 +35,9 @@ impl Float for f32 {
     fn erf(self) -> Self {
         libm::erff(self)
     }
+    fn as_f32_slice(xs: &mut [Self]) -> Option<&mut [f32]> {
+        Some(xs)
+    }
 }
 
 impl Float for f64 {
@@ -42,6 +49,9 @@ impl Float for f64 {
     }
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    fn as_f32_slice(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }
 

@@ -40,3 +40,4 @@ pub mod runner;
 pub mod self_attention;
 pub mod transformer;
 pub mod vae;
+pub mod vmath;

@@ -17,19 +17,31 @@ use ndarray::{Array1, Array2, ArrayView1, Axis};
 // ANCHOR: log_softmax
 /// Row-wise log-softmax of `z` (`[batch, classes]`), by the log-sum-exp trick.
 pub fn log_softmax<F: Float>(z: &Array2<F>) -> Array2<F> {
-    let mut out = z.clone();
+    let mut out = z.as_standard_layout().into_owned();
+    let mut e = vec![F::zero(); z.ncols()];
     for mut row in out.rows_mut() {
         let m = row.fold(F::neg_infinity(), |a, &b| a.max(b));
-        row.mapv_inplace(|v| v - m);
-        let log_sum = row.iter().map(|v| v.exp()).sum::<F>().ln();
-        row.mapv_inplace(|v| v - log_sum);
+        row -= m;
+        e.iter_mut().zip(&row).for_each(|(e, &v)| *e = v);
+        crate::vmath::exp_all(&mut e);
+        let log_sum = e.iter().copied().sum::<F>().ln();
+        row -= log_sum;
     }
     out
 }
 
 /// Row-wise softmax of `z` (`[batch, classes]`); every row sums to one.
 pub fn softmax<F: Float>(z: &Array2<F>) -> Array2<F> {
-    log_softmax(z).mapv(F::exp)
+    exp(log_softmax(z))
+}
+
+/// `e^x` of every element of a standard-layout array, in place (as [`log_softmax`] returns it).
+pub(crate) fn exp<F: Float>(mut x: Array2<F>) -> Array2<F> {
+    crate::vmath::exp_all(
+        x.as_slice_mut()
+            .expect("log_softmax returns standard layout"),
+    );
+    x
 }
 // ANCHOR_END: log_softmax
 
@@ -45,7 +57,7 @@ pub fn softmax_cross_entropy<F: Float>(z: &Array2<F>, labels: &[usize]) -> (F, A
         labels.len()
     );
     let log_p = log_softmax(z);
-    let mut grad = log_p.mapv(F::exp);
+    let mut grad = exp(log_p.clone());
     let mut loss = F::zero();
     for (i, &y) in labels.iter().enumerate() {
         assert!(

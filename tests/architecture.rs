@@ -20,6 +20,7 @@ const ORDER: &[&str] = &[
     "param",
     "init",
     "matmul",
+    "vmath",
     "linear",
     "embedding",
     "activation",

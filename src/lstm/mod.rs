@@ -35,10 +35,12 @@ pub mod experiment;
 pub mod models;
 pub mod rnn;
 
+use crate::activation::sigmoid_all;
 use crate::float::Float;
 use crate::init::glorot_uniform;
 use crate::matmul::{matmul, matmul_into};
 use crate::param::{Param1, Param2, Params, grad_norm};
+use crate::vmath::tanh_all;
 use ndarray::{Array1, Array2, Array3, ArrayRef2, ArrayRef3, ArrayView2, ArrayViewMut2, Axis, s};
 use rand::Rng;
 
@@ -172,10 +174,6 @@ pub struct LstmCache<F: Float> {
     tanh_cs: Array2<F>,
 }
 
-fn sigmoid<F: Float>(x: F) -> F {
-    F::one() / (F::one() + (-x).exp())
-}
-
 // ANCHOR: pointwise_forward
 /// The cell's elementwise part for one step, on `batch` rows at once: `a` holds the
 /// pre-activations `[batch, 4H]` and is overwritten with the gates `i, f, g, o`; from the
@@ -195,16 +193,19 @@ fn pointwise_forward<F: Float>(
         .zip(tanh_c.chunks_exact_mut(hidden))
         .zip(h.chunks_exact_mut(hidden));
     for ((((a, c_prev), c), tanh_c), h) in rows {
-        let (i, rest) = a.split_at_mut(hidden);
-        let (f, rest) = rest.split_at_mut(hidden);
-        let (g, o) = rest.split_at_mut(hidden);
+        // The nonlinearities a whole gate at a time (vector loops in f32, see `vmath`).
+        let (ifg, o) = a.split_at_mut(3 * hidden);
+        let (i_f, g) = ifg.split_at_mut(2 * hidden);
+        sigmoid_all(i_f);
+        tanh_all(g);
+        sigmoid_all(o);
+        let (i, f) = i_f.split_at(hidden);
         for j in 0..hidden {
-            i[j] = sigmoid(i[j]);
-            f[j] = sigmoid(f[j]);
-            g[j] = g[j].tanh();
-            o[j] = sigmoid(o[j]);
             c[j] = f[j] * c_prev[j] + i[j] * g[j];
-            tanh_c[j] = c[j].tanh();
+        }
+        tanh_c.copy_from_slice(c);
+        tanh_all(tanh_c);
+        for j in 0..hidden {
             h[j] = o[j] * tanh_c[j];
         }
     }
@@ -253,6 +254,12 @@ fn pointwise_backward<F: Float>(
     }
 }
 // ANCHOR_END: pointwise_backward
+
+/// `w^T` laid out row by row, made once per backward pass: each step multiplies by it, and a
+/// transposed view would be repacked by the product at every step.
+pub(crate) fn transposed<F: Float>(w: &Array2<F>) -> Array2<F> {
+    w.t().as_standard_layout().into_owned()
+}
 
 /// The rows of step `t` in a time-major array of `batch` sequences.
 fn rows<F>(a: &ArrayRef2<F>, t: usize, batch: usize) -> ArrayView2<'_, F> {
@@ -496,8 +503,7 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
         };
         let mut da = Array2::zeros((tb, 4 * hidden));
         let mut dh_norms = vec![0.0; time];
-        // W_h^T laid out row by row, once: every step multiplies by it.
-        let w_h_t = self.w_h.value.t().as_standard_layout().into_owned();
+        let w_h_t = transposed(&self.w_h.value);
         for t in (0..time).rev() {
             // dL/dh_t: from the output at step t and from step t + 1 (already in dh).
             dh += &rows(dy, t, batch);

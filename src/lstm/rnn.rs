@@ -5,7 +5,7 @@
 //! Shapes: `w_x` is `[in, hidden]`, `w_h` is `[hidden, hidden]`, both biases `[hidden]`; the
 //! state is `h`, `[batch, hidden]`.
 
-use super::{Recurrent, SeqGrads, frobenius, rows, rows_mut};
+use super::{Recurrent, SeqGrads, frobenius, rows, rows_mut, transposed};
 use crate::float::Float;
 use crate::init::glorot_uniform;
 use crate::matmul::{matmul, matmul_into};
@@ -106,7 +106,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
                 F::one(),
                 &mut a,
             );
-            a.mapv_inplace(F::tanh);
+            crate::vmath::tanh_all(a.as_slice_mut().expect("whole rows of a fresh array"));
         }
         let y = hs.slice(s![batch.., ..]).to_owned();
         let last = rows(&hs, time, batch).to_owned();
@@ -136,6 +136,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
         };
         let mut da = Array2::zeros((tb, hidden));
         let mut dh_norms = vec![0.0; time];
+        let w_h_t = transposed(&self.w_h.value);
         for t in (0..time).rev() {
             dh += &rows(dy, t, batch);
             dh_norms[t] = frobenius(&dh);
@@ -145,7 +146,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
             da_t.zip_mut_with(&rows(&cache.hs, t + 1, batch), |d, &h| {
                 *d *= F::one() - h * h
             });
-            matmul_into(F::one(), &da_t, &self.w_h.value.t(), F::zero(), &mut dh);
+            matmul_into(F::one(), &da_t, &w_h_t, F::zero(), &mut dh);
         }
         let h_prev = cache.hs.slice(s![..tb, ..]);
         matmul_into(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);

@@ -70,14 +70,13 @@ impl Mask {
 pub fn softmax_rows<F: Float>(s: &mut ArrayRef2<F>) {
     for mut row in s.rows_mut() {
         let m = row.fold(F::neg_infinity(), |a, &b| a.max(b));
-        let mut sum = F::zero();
-        row.mapv_inplace(|v| {
-            let e = (v - m).exp();
-            sum += e;
-            e
-        });
-        let inv = F::one() / sum;
-        row.mapv_inplace(|e| e * inv);
+        row -= m;
+        match row.as_slice_mut() {
+            Some(r) => crate::vmath::exp_all(r),
+            None => row.mapv_inplace(F::exp),
+        }
+        let inv = F::one() / row.sum();
+        row *= inv;
     }
 }
 

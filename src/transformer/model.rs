@@ -566,7 +566,7 @@ pub fn label_smoothed_cross_entropy<F: Float>(
         labels.len()
     );
     let log_p = log_softmax(z);
-    let mut grad = log_p.mapv(F::exp);
+    let mut grad = crate::loss::exp(log_p.clone());
     let (off, on) = (eps / classes as f64, 1.0 - eps + eps / classes as f64);
     let mut loss = 0.0;
     for ((mut g, lp), &y) in grad.rows_mut().into_iter().zip(log_p.rows()).zip(labels) {
