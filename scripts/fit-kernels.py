@@ -41,3 +41,6 @@ show("TANH", "`(tanh x - x) / x^3` in `x^2`, `|x| <= 0.625`", c, e)
 # erfc(a) = e^{-a^2} 2 / (2 + a) P(t) on 0 <= a <= 10, t = (a - 2) / (a + 2) in [-1, 2/3].
 c, e = fit(lambda a: math.erfc(a) * math.exp(a * a) * (2 + a) / 2, 0, 10, 11, var=lambda a: (a - 2) / (a + 2))
 show("ERFC", "`erfc(a) e^{a^2} (2 + a) / 2` in `t = (a - 2) / (a + 2)`, `0 <= a <= 10`", c, e)
+# ln(1 + y) = y P(y) on 0 <= y <= 1 (the softplus of -|o|, y = e^{-|o|}).
+c, e = fit(lambda y: math.log1p(y) / y if y > 1e-9 else 1.0, 0, 1, 11)
+show("LOG1P", "`ln(1 + y) / y` in `y`, `0 <= y <= 1`", c, e)

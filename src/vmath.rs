@@ -1,4 +1,4 @@
-//! Fast `f32` exp, tanh, sigmoid and GELU over whole slices.
+//! Fast `f32` exp, tanh, sigmoid, softplus and GELU over whole slices.
 //!
 //! A training step calls `exp` and `tanh` hundreds of thousands of times (the LSTM's gates, the
 //! attention softmax, the Transformer's GELU), and the standard library computes them one at a
@@ -56,8 +56,23 @@ mod coefficients {
         5.719804191e-05,
         1.419676284e-05,
     ];
+    /// `ln(1 + y) / y` in `y`, `0 <= y <= 1`.
+    pub const LOG1P: [f32; 12] = [
+        9.999999994e-01,
+        -4.999999015e-01,
+        3.333296413e-01,
+        -2.499401105e-01,
+        1.994674521e-01,
+        -1.637351411e-01,
+        1.321111782e-01,
+        -9.744032996e-02,
+        5.965388857e-02,
+        -2.705561059e-02,
+        7.812973199e-03,
+        -1.056858464e-03,
+    ];
 }
-use coefficients::{ERFC, EXP, TANH};
+use coefficients::{ERFC, EXP, LOG1P, TANH};
 
 /// `c[0] + c[1] x + c[2] x^2 + ...` by Horner's rule.
 #[inline(always)]
@@ -119,6 +134,15 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 // ANCHOR_END: tanh
+
+/// `ln(1 + e^{-|x|})`, the part of `softplus(x) = ln(1 + e^x) = max(x, 0) + ln(1 + e^{-|x|})`
+/// that needs an exponential (written so that no exponent is positive). With `y = e^{-|x|}`
+/// between 0 and 1, `ln(1 + y)` is `y` times a polynomial.
+#[inline(always)]
+pub fn softplus_tail(x: f32) -> f32 {
+    let y = exp(-x.abs());
+    y * poly(&LOG1P, y)
+}
 
 // ANCHOR: gelu
 /// The standard normal CDF `Phi(x)` and density `phi(x)` together, since both need
@@ -199,6 +223,20 @@ pub fn tanh_all<F: Float>(xs: &mut [F]) {
     }
 }
 
+/// `ln(1 + e^{-|x|})` of every element, in place: [`softplus_tail_f32`] for `f32`, the standard
+/// library's `exp` and `ln_1p` for `f64`.
+pub fn softplus_tail_all<F: Float>(xs: &mut [F]) {
+    match F::as_f32_slice(xs) {
+        Some(xs) => softplus_tail_f32(xs),
+        None => xs.iter_mut().for_each(|x| *x = (-x.abs()).exp().ln_1p()),
+    }
+}
+
+slice_kernel!(
+    /// [`softplus_tail`] of every element, in place.
+    softplus_tail_f32,
+    softplus_tail
+);
 slice_kernel!(
     /// [`exp`] of every element, in place.
     exp_f32,
@@ -283,6 +321,17 @@ mod tests {
         assert!(tanh(f32::NAN).is_nan() && sigmoid(f32::NAN).is_nan());
     }
 
+    #[test]
+    fn softplus_tail_is_within_a_few_ulps() {
+        let exact = |x: f64| (-x.abs()).exp().ln_1p();
+        let w = worst(softplus_tail, exact, grid(-80.0, 80.0, 2_000_000));
+        assert!(w <= 3.0, "softplus_tail: worst {w} ulps");
+        assert_eq!(softplus_tail(0.0), std::f32::consts::LN_2);
+        assert_eq!(softplus_tail(f32::NEG_INFINITY), 0.0);
+        assert_eq!(softplus_tail(200.0), 0.0);
+        assert!(softplus_tail(f32::NAN).is_nan());
+    }
+
     fn phi_exact(x: f64) -> f64 {
         0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
     }
@@ -320,7 +369,8 @@ mod tests {
             .chain([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0])
             .collect();
         type Pair = (fn(&mut [f32]), fn(f32) -> f32, &'static str);
-        let kernels: [Pair; 5] = [
+        let kernels: [Pair; 6] = [
+            (softplus_tail_f32, softplus_tail, "softplus_tail"),
             (exp_f32, exp, "exp"),
             (tanh_f32, tanh, "tanh"),
             (sigmoid_f32, sigmoid, "sigmoid"),

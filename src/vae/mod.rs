@@ -520,10 +520,16 @@ pub fn bernoulli_nll<F: Float>(logits: &Array2<F>, x: &ArrayView2<F>) -> Array1<
         logits.shape(),
         x.shape()
     );
+    let mut tail = vec![F::zero(); logits.ncols()];
     Zip::from(logits.rows()).and(x.rows()).map_collect(|o, x| {
-        Zip::from(&o).and(&x).fold(F::zero(), |acc, &o, &x| {
-            acc + o.max(F::zero()) - x * o + (-o.abs()).exp().ln_1p()
-        })
+        tail.iter_mut().zip(&o).for_each(|(t, &o)| *t = o);
+        crate::vmath::softplus_tail_all(&mut tail); // ln(1 + e^-|o|), a row at a time
+        Zip::from(&o)
+            .and(&x)
+            .and(&tail[..])
+            .fold(F::zero(), |acc, &o, &x, &t| {
+                acc + o.max(F::zero()) - x * o + t
+            })
     })
 }
 
