@@ -72,6 +72,17 @@ pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// scores stay on one thread; the layers of the MLP, MADE and the VAE are split).
 pub const PARALLEL_WORK: usize = 1 << 24;
 
+/// The fewest elements an element-wise loop (Adam's update, [`crate::vmath`]'s functions) is
+/// split between threads for, when there is more than one. Each element is computed alone, so
+/// the split changes no bit of the result.
+pub const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// Whether an element-wise loop over `len` elements is split between threads: with more than one
+/// thread and at least [`PARALLEL_ELEMENTS`] elements.
+pub fn split_elements(len: usize) -> bool {
+    len >= PARALLEL_ELEMENTS && threads() > 1
+}
+
 /// `a b`, as a new array: `[m, k] x [k, n] -> [m, n]`.
 ///
 /// Panics if the inner dimensions differ (a programming error, not an input error).

@@ -6,6 +6,7 @@
 //! caught at once.
 
 use crate::float::{Float, c};
+use crate::matmul::split_elements;
 use crate::param::{ParamMut, Params};
 use ndarray::{ArrayD, Zip};
 
@@ -128,17 +129,20 @@ impl<F: Float> Adam<F> {
             let [m, v] = s else {
                 unreachable!("two moments per parameter")
             };
-            Zip::from(p.value)
-                .and(&p.grad)
-                .and(m)
-                .and(v)
-                .for_each(|w, &g, m, v| {
-                    *m = b1 * *m + (F::one() - b1) * g;
-                    *v = b2 * *v + (F::one() - b2) * g * g;
-                    let m_hat = *m / correct1;
-                    let v_hat = *v / correct2;
-                    *w -= lr * m_hat / (v_hat.sqrt() + eps);
-                });
+            let update = |w: &mut F, &g: &F, m: &mut F, v: &mut F| {
+                *m = b1 * *m + (F::one() - b1) * g;
+                *v = b2 * *v + (F::one() - b2) * g * g;
+                let m_hat = *m / correct1;
+                let v_hat = *v / correct2;
+                *w -= lr * m_hat / (v_hat.sqrt() + eps);
+            };
+            let each = Zip::from(p.value).and(&p.grad).and(m).and(v);
+            // Large parameters are shared between threads (element by element: same bits).
+            if split_elements(each.size()) {
+                each.par_for_each(update);
+            } else {
+                each.for_each(update);
+            }
         });
     }
 }

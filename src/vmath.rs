@@ -20,6 +20,7 @@
 //! library, one number at a time.
 
 use crate::float::Float;
+use crate::matmul::{PARALLEL_ELEMENTS, split_elements};
 
 // The fits, as printed by scripts/fit-kernels.py (more digits than f32 holds, on purpose).
 #[allow(clippy::excessive_precision)]
@@ -182,11 +183,16 @@ pub fn gelu_grad(x: f32) -> f32 {
 // ANCHOR_END: gelu
 
 /// Defines `pub fn $name(xs: &mut [f32])`, which replaces every element by `$f` of it, through
-/// the AVX2 + FMA copy of the loop when the processor has those, else the plain one.
+/// the AVX2 + FMA copy of the loop when the processor has those, else the plain one; a long
+/// slice is cut into pieces shared between threads when the program uses more than one.
 macro_rules! slice_kernel {
     ($(#[$doc:meta])* $name:ident, $f:ident) => {
         $(#[$doc])*
         pub fn $name(xs: &mut [f32]) {
+            if split_elements(xs.len()) {
+                use rayon::prelude::*;
+                return xs.par_chunks_mut(PARALLEL_ELEMENTS / 4).for_each($name);
+            }
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
@@ -365,6 +371,9 @@ mod tests {
     fn the_slice_loops_give_the_same_bits_as_the_plain_functions() {
         // On a processor with AVX2 and FMA this compares the vector loop with the functions as
         // compiled for any x86_64 (software mul_add); elsewhere both sides are the plain loop.
+        // Two threads, so that the long slice is also cut into pieces shared between them (the
+        // thread count changes no result, so setting it here disturbs no other test).
+        crate::matmul::set_threads(2);
         let xs: Vec<f32> = grid(-120.0, 120.0, 100_003)
             .chain([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0])
             .collect();
