@@ -47,3 +47,49 @@ fn one_and_two_threads_write_the_same_results() {
     assert_eq!(json(a.path())["provenance"]["threads"], 1);
     assert_eq!(json(b.path())["provenance"]["threads"], 2);
 }
+
+/// Inside one process: two training steps of a small decoder-only Transformer at one and at two
+/// threads. At two, attention shares its sequences out, the GELU its elements and Adam its
+/// parameters (each is above `matmul::PARALLEL_ELEMENTS`); every loss, value and gradient must
+/// come out the same to the bit.
+#[test]
+fn a_transformer_trains_to_the_same_bits_at_one_and_two_threads() {
+    use dlfs::optim::Adam;
+    use dlfs::param::{Params, zero_grads};
+    use dlfs::transformer::gpt::{Gpt, GptConfig};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    let train = |threads: usize| -> Vec<u32> {
+        dlfs::matmul::set_threads(threads);
+        dlfs::matmul::on_workers(|| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+            let config = GptConfig {
+                vocab: 20,
+                max_len: 32,
+                d: 128,
+                heads: 4,
+                ff: 256,
+                blocks: 1,
+                dropout: 0.0,
+            };
+            let mut model = Gpt::<f32>::new(config, &mut rng).unwrap();
+            let ids = Array2::from_shape_fn((8, 32), |(i, j)| (i * 7 + j * 3) % 20);
+            let targets = Array2::from_shape_fn((8, 32), |(i, j)| (i + j * 5) % 20);
+            let mut adam = Adam::new(1e-3);
+            let mut bits = Vec::new();
+            for _ in 0..2 {
+                zero_grads(&mut model);
+                bits.push(model.loss_backward(&ids, &targets, &mut rng).to_bits());
+                adam.step(&mut model);
+            }
+            model.visit("", &mut |_, p| {
+                bits.extend(p.value.iter().chain(p.grad.iter()).map(|v| v.to_bits()));
+            });
+            bits
+        })
+    };
+    let (one, two) = (train(1), train(2));
+    assert!(one.len() > 100_000, "{} numbers compared", one.len());
+    assert!(one == two, "the two runs differ");
+}

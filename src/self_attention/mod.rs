@@ -28,9 +28,13 @@ pub mod models;
 use crate::float::Float;
 use crate::init::glorot_uniform;
 use crate::linear::{Linear, LinearCache};
-use crate::matmul::matmul_into;
-use ndarray::{Array1, Array2, Array3, Array4, ArrayRef2, ArrayRef3, Order, s};
+use crate::matmul::{matmul_into, split_elements};
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayRef2, ArrayRef3, ArrayViewMut2, ArrayViewMut3, Axis,
+    Order, s,
+};
 use rand::Rng;
+use rayon::iter::{ParallelBridge, ParallelIterator};
 
 // ANCHOR: mask
 /// Which keys a query may look at.
@@ -125,6 +129,12 @@ pub fn attention_into<F: Float>(
     matmul_into(F::one(), p, v, F::zero(), out);
 }
 // ANCHOR_END: attention
+
+/// One sequence's blocks of the three input gradients of [`MultiHeadAttention::backward`].
+type Grads3<'a, F> = (
+    (ArrayViewMut2<'a, F>, ArrayViewMut2<'a, F>),
+    ArrayViewMut2<'a, F>,
+);
 
 /// One head of attention with freshly allocated outputs: `(P V, P)` for `q` (`[tq, d_k]`), `k`
 /// (`[tk, d_k]`) and `v` (`[tk, d_v]`).
@@ -301,19 +311,31 @@ impl<F: Float> MultiHeadAttention<F> {
         let (h, dk) = (self.heads, self.head_width());
         let mut p = Array4::zeros((batch, h, tq, tk));
         let mut merged = Array2::zeros((batch * tq, h * dk));
-        for b in 0..batch {
-            let (rq, rk) = (b * tq..(b + 1) * tq, b * tk..(b + 1) * tk);
-            for head in 0..h {
-                let cols = head * dk..(head + 1) * dk;
-                attention_into(
-                    &q.slice(s![rq.clone(), cols.clone()]),
-                    &k.slice(s![rk.clone(), cols.clone()]),
-                    &v.slice(s![rk.clone(), cols.clone()]),
-                    mask,
-                    &mut p.slice_mut(s![b, head, .., ..]),
-                    &mut merged.slice_mut(s![rq.clone(), cols]),
-                );
-            }
+        // Each sequence's heads, into its own block of `p` and of `merged` rows.
+        let one_sequence =
+            |(b, (mut p, mut merged)): (usize, (ArrayViewMut3<F>, ArrayViewMut2<F>))| {
+                let rk = b * tk..(b + 1) * tk;
+                let rq = b * tq..(b + 1) * tq;
+                for head in 0..h {
+                    let cols = head * dk..(head + 1) * dk;
+                    attention_into(
+                        &q.slice(s![rq.clone(), cols.clone()]),
+                        &k.slice(s![rk.clone(), cols.clone()]),
+                        &v.slice(s![rk.clone(), cols.clone()]),
+                        mask,
+                        &mut p.slice_mut(s![head, .., ..]),
+                        &mut merged.slice_mut(s![.., cols]),
+                    );
+                }
+            };
+        let blocks = p
+            .outer_iter_mut()
+            .zip(merged.axis_chunks_iter_mut(Axis(0), tq));
+        // With more than one thread the sequences are shared out (each alone: the same bits).
+        if split_elements(batch * h * tq * tk) {
+            blocks.enumerate().par_bridge().for_each(one_sequence);
+        } else {
+            blocks.enumerate().for_each(one_sequence);
         }
         let (y, lo) = self.wo.forward_owned(merged);
         let y = y
@@ -354,22 +376,33 @@ impl<F: Float> MultiHeadAttention<F> {
         let mut dq = Array2::zeros(cache.q.raw_dim());
         let mut dkey = Array2::zeros(cache.k.raw_dim());
         let mut dv = Array2::zeros(cache.v.raw_dim());
-        let mut scratch = Array2::zeros((tq, tk));
-        for b in 0..batch {
+        // Each sequence's heads, into its own rows of dq, dkey and dv.
+        let one_sequence = |(b, ((mut dq, mut dkey), mut dv)): (usize, Grads3<'_, F>)| {
+            let mut scratch = Array2::zeros((tq, tk));
             let (rq, rk) = (b * tq..(b + 1) * tq, b * tk..(b + 1) * tk);
             for head in 0..h {
                 let cols = head * dk..(head + 1) * dk;
                 let (sq, sk) = (s![rq.clone(), cols.clone()], s![rk.clone(), cols.clone()]);
+                let mine = s![.., cols.clone()];
                 attention_backward_into(
                     (&cache.q.slice(sq), &cache.k.slice(sk), &cache.v.slice(sk)),
                     &cache.p.slice(s![b, head, .., ..]),
                     &dmerged.slice(sq),
-                    &mut dq.slice_mut(sq),
-                    &mut dkey.slice_mut(sk),
-                    &mut dv.slice_mut(sk),
+                    &mut dq.slice_mut(mine),
+                    &mut dkey.slice_mut(mine),
+                    &mut dv.slice_mut(mine),
                     &mut scratch,
                 );
             }
+        };
+        let blocks = dq
+            .axis_chunks_iter_mut(Axis(0), tq)
+            .zip(dkey.axis_chunks_iter_mut(Axis(0), tk))
+            .zip(dv.axis_chunks_iter_mut(Axis(0), tk));
+        if split_elements(batch * h * tq * tk) {
+            blocks.enumerate().par_bridge().for_each(one_sequence);
+        } else {
+            blocks.enumerate().for_each(one_sequence);
         }
         let dxq = self.wq.backward(&cache.lq, &dq);
         let dxkv = self.wk.backward(&cache.lk, &dkey) + self.wv.backward(&cache.lv, &dv);
