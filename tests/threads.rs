@@ -48,6 +48,15 @@ fn one_and_two_threads_write_the_same_results() {
     assert_eq!(json(b.path())["provenance"]["threads"], 2);
 }
 
+/// Runs `f` with the products and element-wise loops on `threads` threads. The thread count is
+/// one setting for the whole process, so the tests that change it take turns.
+fn at_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    dlfs::matmul::set_threads(threads);
+    dlfs::matmul::on_workers(f)
+}
+
 /// Inside one process: two training steps of a small decoder-only Transformer at one and at two
 /// threads. At two, attention shares its sequences out, the GELU its elements and Adam its
 /// parameters (each is above `matmul::PARALLEL_ELEMENTS`); every loss, value and gradient must
@@ -61,8 +70,7 @@ fn a_transformer_trains_to_the_same_bits_at_one_and_two_threads() {
     use rand::SeedableRng;
 
     let train = |threads: usize| -> Vec<u32> {
-        dlfs::matmul::set_threads(threads);
-        dlfs::matmul::on_workers(|| {
+        at_threads(threads, || {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
             let config = GptConfig {
                 vocab: 20,
@@ -91,5 +99,34 @@ fn a_transformer_trains_to_the_same_bits_at_one_and_two_threads() {
     };
     let (one, two) = (train(1), train(2));
     assert!(one.len() > 100_000, "{} numbers compared", one.len());
+    assert!(one == two, "the two runs differ");
+}
+
+/// MADE's masked layer forms `W * M` and masks its weight gradient element by element, shared
+/// between threads at two: the output, the input gradient and the weight gradient are the same
+/// to the bit as at one.
+#[test]
+fn a_masked_layer_gives_the_same_bits_at_one_and_two_threads() {
+    use dlfs::made::{MaskedLinear, mask};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    let run = |threads: usize| -> Vec<u32> {
+        at_threads(threads, || {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+            let degrees: Vec<usize> = (0..256).map(|i| 1 + i % 200).collect();
+            let mut layer = MaskedLinear::<f32>::new(mask(&degrees, &degrees, false), &mut rng);
+            let x = Array2::from_shape_fn((16, 256), |(i, j)| ((i * 31 + j * 7) % 13) as f32 - 6.0);
+            let (y, cache) = layer.forward(x);
+            let dx = layer.backward(&cache, &y);
+            y.iter()
+                .chain(&dx)
+                .chain(&layer.linear.w.grad)
+                .map(|v| v.to_bits())
+                .collect()
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(one.len() > 65_536, "{} numbers compared", one.len());
     assert!(one == two, "the two runs differ");
 }

@@ -27,7 +27,7 @@ use crate::activation::{relu, relu_backward, sigmoid};
 use crate::float::Float;
 use crate::linear::Linear;
 use crate::loss::log_softmax;
-use crate::matmul::matmul;
+use crate::matmul::{matmul, split_elements};
 use crate::param::{ParamMut, ParamRef, Params};
 use crate::vae::bernoulli_nll;
 use ndarray::{Array1, Array2, ArrayRef2, Axis, Zip};
@@ -83,7 +83,13 @@ impl<F: Float> MaskedLinear<F> {
 
     /// `W * M`, formed once per pass and shared by the whole batch.
     pub fn masked_weights(&self) -> Array2<F> {
-        &self.linear.w.value * &self.mask
+        let each = Zip::from(&self.linear.w.value).and(&self.mask);
+        // Shared between threads when there are several (element by element: the same bits).
+        if split_elements(self.mask.len()) {
+            each.par_map_collect(|&w, &m| w * m)
+        } else {
+            each.map_collect(|&w, &m| w * m)
+        }
     }
 
     /// `y = x (W * M) + b` for `x` of shape `[batch, in]`, without a cache.
@@ -120,10 +126,13 @@ impl<F: Float> MaskedLinear<F> {
             self.linear.output()
         );
         let dw = matmul(&cache.x.t(), dy);
-        Zip::from(&mut self.linear.w.grad)
-            .and(&dw)
-            .and(&self.mask)
-            .for_each(|g, &d, &m| *g += d * m);
+        let each = Zip::from(&mut self.linear.w.grad).and(&dw).and(&self.mask);
+        let add = |g: &mut F, &d: &F, &m: &F| *g += d * m;
+        if split_elements(self.mask.len()) {
+            each.par_for_each(add);
+        } else {
+            each.for_each(add);
+        }
         self.linear.b.grad += &dy.sum_axis(Axis(0));
     }
 
