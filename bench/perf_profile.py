@@ -27,9 +27,10 @@ KINDS = [
     # the gemm crates (gemm, gemm_common, gemm_f32: kernels, packing, dispatch), and ndarray's
     # matrixmultiply, which the classical modules still use
     ("matrix products", lambda dso, sym: re.match(r"<?(gemm\w*|matrixmultiply)::", sym) is not None),
-    # glibc's libm, and the pure-Rust `libm` crate linked into the binary (the exact GELU's erf).
+    # glibc's libm, the pure-Rust `libm` crate linked into the binary, and the crate's own
+    # vector kernels (src/vmath.rs: exp, tanh, sigmoid, the GELU's normal CDF, ln(1 + e^-|x|)).
     ("exp, tanh, erf, log", lambda dso, sym: dso.startswith("libm") or sym.startswith("libm::")
-     or re.match(r"_*(exp|tanh|erf|log|expm1)", sym)),
+     or sym.startswith("dlfs::vmath::") or re.match(r"_*(exp|tanh|erf|log|expm1)", sym)),
     ("kernel: page faults and mappings", lambda dso, sym: dso.startswith("[kernel")),
     ("memset, memcpy", lambda dso, sym: re.match(r"_*(memset|memmove|memcpy)", sym) is not None),
     ("allocator", lambda dso, sym: re.match(r"_*(malloc|free|_int_malloc|_int_free|cfree|realloc|calloc|malloc_consolidate|unlink_chunk|sysmalloc)", sym) is not None),

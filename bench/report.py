@@ -40,11 +40,12 @@ def main():
         f"{machine['rustc']}, PyTorch {machine['torch']}, {rounds} alternating "
         f"round{'s' if rounds != 1 else ''} per thread count (one-minute load average {machine['load_before']} before, "
         f"{machine.get('load_after', '?')} after). Each cell is the median over the rounds of "
-        "each run's median step time."
+        "each run's median step time; the last column is the range of the ratio over the rounds "
+        "(each round's two runs are neighbours in time), a measure of this machine's noise."
     )
     print()
-    print("| workload | threads | ours (ms) | PyTorch (ms) | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| workload | threads | ours (ms) | PyTorch (ms) | ours / PyTorch | ours GFLOP/s | PyTorch GFLOP/s | ratio, round by round |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for w in workloads:
         for t in threads:
             ours = steps.get((w, t, "dlfs"))
@@ -53,7 +54,9 @@ def main():
                 continue
             o, p = statistics.median(ours), statistics.median(theirs)
             g = lambda ms: flops[w] / (ms * 1e6)
-            print(f"| `{w}` | {t} | {o:.3f} | {p:.3f} | {o / p:.2f} | {g(o):.1f} | {g(p):.1f} |")
+            rounds_ratio = [a / b for a, b in zip(ours, theirs)]
+            spread = f"{min(rounds_ratio):.2f} to {max(rounds_ratio):.2f}"
+            print(f"| `{w}` | {t} | {o:.3f} | {p:.3f} | {o / p:.2f} | {g(o):.1f} | {g(p):.1f} | {spread} |")
     print()
     print("The machine's single-precision matrix-product peak, measured the same way (GFLOP/s, median over the rounds):")
     print()
