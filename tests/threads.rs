@@ -130,3 +130,44 @@ fn a_masked_layer_gives_the_same_bits_at_one_and_two_threads() {
     assert!(one.len() > 65_536, "{} numbers compared", one.len());
     assert!(one == two, "the two runs differ");
 }
+
+/// The LSTM runs its recurrence as two halves of the batch at two threads: its outputs, final
+/// state, input and state gradients, step norms and weight gradients are the same to the bit as
+/// at one.
+#[test]
+fn an_lstm_gives_the_same_bits_at_one_and_two_threads() {
+    use dlfs::lstm::{Lstm, Recurrent};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    let run = |threads: usize| -> Vec<u64> {
+        at_threads(threads, || {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+            let (batch, time) = (32, 50);
+            let mut layer = Lstm::<f32>::new(3, 128, &mut rng);
+            let x = Array2::from_shape_fn((time * batch, 3), |(i, j)| {
+                ((i * 13 + j * 7) % 11) as f32 / 11.0 - 0.5
+            });
+            let state = layer.zero_state(batch);
+            let (y, last, cache) = layer.forward_tm(x, batch, &state);
+            let dy = y.mapv(|v| v * 0.5 - 0.1);
+            let d_last = dlfs::lstm::State {
+                h: last.h.mapv(|v| v * 0.3),
+                c: last.c.mapv(|v| v * -0.2),
+            };
+            let g = layer.backward_tm(&cache, &dy, Some(&d_last));
+            let f = |a: &Array2<f32>| a.iter().map(|v| u64::from(v.to_bits())).collect::<Vec<_>>();
+            let mut bits = [&y, &last.h, &last.c, &g.dx, &g.d_state.h, &g.d_state.c]
+                .into_iter()
+                .flat_map(f)
+                .collect::<Vec<_>>();
+            bits.extend(g.dh_norms.iter().map(|v| v.to_bits()));
+            bits.extend(f(&layer.w_h.grad));
+            bits.extend(f(&layer.w_x.grad));
+            bits
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(one.len() > 250_000, "{} numbers compared", one.len());
+    assert!(one == two, "the two runs differ");
+}

@@ -38,11 +38,14 @@ pub mod rnn;
 use crate::activation::sigmoid_all;
 use crate::float::Float;
 use crate::init::glorot_uniform;
-use crate::matmul::{matmul, matmul_into};
+use crate::matmul::{PARALLEL_WORK, matmul, matmul_into, threads};
 use crate::param::{Param1, Param2, Params, grad_norm};
 use crate::vmath::tanh_all;
-use ndarray::{Array1, Array2, Array3, ArrayRef2, ArrayRef3, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{
+    Array1, Array2, Array3, ArrayRef2, ArrayRef3, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis, s,
+};
 use rand::Rng;
+use std::ops::Range;
 
 /// `[batch, time, features]` to the time-major `[time * batch, features]` the layers use.
 pub fn time_major<F: Float>(x: &ArrayRef3<F>) -> Array2<F> {
@@ -255,6 +258,57 @@ fn pointwise_backward<F: Float>(
 }
 // ANCHOR_END: pointwise_backward
 
+/// Calls `f` once on the whole batch (`0..batch` and the views as they are), or, with `split`,
+/// twice at once on two threads: on the first half of the sequences and on the second, each
+/// with its half of every view (cut along the sequence axis, axis 1).
+fn halves<'a, F: Float, const N: usize>(
+    views: [ArrayViewMut3<'a, F>; N],
+    batch: usize,
+    split: bool,
+    f: impl Fn(Range<usize>, [ArrayViewMut3<'a, F>; N]) + Sync,
+) {
+    if !split {
+        return f(0..batch, views);
+    }
+    let mid = batch / 2;
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for v in views {
+        let (a, b) = v.split_at(Axis(1), mid);
+        first.push(a);
+        second.push(b);
+    }
+    let array = |v: Vec<ArrayViewMut3<'a, F>>| -> [ArrayViewMut3<'a, F>; N] {
+        let mut v = v.into_iter();
+        std::array::from_fn(|_| v.next().expect("one half per view"))
+    };
+    let (first, second) = (array(first), array(second));
+    rayon::join(|| f(0..mid, first), || f(mid..batch, second));
+}
+
+/// A time-major array (`[steps * batch, width]`) seen as `[steps, batch, width]`.
+fn by_step<F>(a: &mut Array2<F>, steps: usize) -> ArrayViewMut3<'_, F> {
+    let (rows, width) = a.dim();
+    a.view_mut()
+        .into_shape_with_order((steps, rows / steps, width))
+        .expect("time-major rows are [steps, batch, width]")
+}
+
+/// Rows `first + rows.start .. first + rows.end` of `a`.
+fn part<'a, F>(a: &'a ArrayRef2<F>, first: usize, rows: &Range<usize>) -> ArrayView2<'a, F> {
+    a.slice(s![first + rows.start..first + rows.end, ..])
+}
+
+/// The elements of whole rows of a standard-layout array, as one slice.
+fn whole<F>(a: &ArrayRef2<F>) -> &[F] {
+    a.as_slice().expect("whole rows of a standard-layout array")
+}
+
+/// [`whole`], mutably.
+fn whole_mut<F>(a: &mut ArrayRef2<F>) -> &mut [F] {
+    a.as_slice_mut()
+        .expect("whole rows of a standard-layout array")
+}
+
 /// `w^T` laid out row by row, made once per backward pass: each step multiplies by it, and a
 /// transposed view would be repacked by the product at every step.
 pub(crate) fn transposed<F: Float>(w: &Array2<F>) -> Array2<F> {
@@ -270,16 +324,6 @@ fn rows_mut<F>(a: &mut ArrayRef2<F>, t: usize, batch: usize) -> ArrayViewMut2<'_
     a.slice_mut(s![t * batch..(t + 1) * batch, ..])
 }
 
-fn flat<F>(a: &ArrayRef2<F>, t: usize, batch: usize) -> &[F] {
-    let w = a.ncols();
-    &a.as_slice().expect("standard layout")[t * batch * w..(t + 1) * batch * w]
-}
-
-fn flat_mut<F>(a: &mut ArrayRef2<F>, t: usize, batch: usize) -> &mut [F] {
-    let w = a.ncols();
-    &mut a.as_slice_mut().expect("standard layout")[t * batch * w..(t + 1) * batch * w]
-}
-
 fn frobenius<F: Float>(a: &ArrayRef2<F>) -> f64 {
     a.iter()
         .map(|v| v.as_f64() * v.as_f64())
@@ -288,6 +332,78 @@ fn frobenius<F: Float>(a: &ArrayRef2<F>) -> f64 {
 }
 
 impl<F: Float> Lstm<F> {
+    // ANCHOR: steps
+    /// Whether the recurrence runs as two halves of the batch on two threads at once: with more
+    /// than one thread, at least two sequences, and at least `matmul::PARALLEL_WORK`
+    /// multiply-adds in the steps' products. The sequences of a batch never meet in the
+    /// recurrence, and the product gives a row the same bits however many rows it is computed
+    /// with, so halving changes no result (`tests/threads.rs`).
+    fn split(&self, batch: usize, time: usize) -> bool {
+        let h = self.hidden();
+        threads() > 1 && batch >= 2 && time * batch * h * 4 * h >= PARALLEL_WORK
+    }
+
+    /// The steps of [`Recurrent::forward_tm`] for some of the sequences, as `[step, sequence,
+    /// unit]` views: `gates` (`[T, n, 4H]`) holds the input's share of the gates and is
+    /// overwritten with the gates; `hs` and `cs` (`[T + 1, n, H]`) start with the initial state;
+    /// `tanh_cs` is `[T, n, H]`.
+    fn forward_steps(&self, [mut gates, mut hs, mut cs, mut tanh_cs]: [ArrayViewMut3<'_, F>; 4]) {
+        let hidden = self.hidden();
+        for t in 0..gates.len_of(Axis(0)) {
+            let (h_prev, mut h_next) = hs.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+            let (c_prev, mut c_next) = cs.multi_slice_mut((s![t, .., ..], s![t + 1, .., ..]));
+            let mut a = gates.index_axis_mut(Axis(0), t);
+            // a_t += h_{t-1} W_h: one [batch, H] x [H, 4H] product per step.
+            matmul_into(F::one(), &h_prev, &self.w_h.value, F::one(), &mut a);
+            pointwise_forward(
+                hidden,
+                whole_mut(&mut a),
+                whole(&c_prev),
+                whole_mut(&mut c_next),
+                whole_mut(&mut tanh_cs.index_axis_mut(Axis(0), t)),
+                whole_mut(&mut h_next),
+            );
+        }
+    }
+
+    /// The steps of [`Recurrent::backward_tm`] for the sequences `rows`, in reverse: `da`
+    /// (`[T, n, 4H]`) receives the pre-activation gradients and `dhs` (`[T, n, H]`) each step's
+    /// total `dL/dh_t`; `dh` and `dc` (`[1, n, H]`) carry the gradients from the last state back
+    /// to the initial one.
+    fn backward_steps(
+        &self,
+        rows: Range<usize>,
+        cache: &LstmCache<F>,
+        dy: &ArrayRef2<F>,
+        w_h_t: &Array2<F>,
+        [mut da, mut dhs, dh, dc]: [ArrayViewMut3<'_, F>; 4],
+    ) {
+        let (hidden, batch) = (self.hidden(), cache.batch);
+        let (mut dh, mut dc) = (
+            dh.index_axis_move(Axis(0), 0),
+            dc.index_axis_move(Axis(0), 0),
+        );
+        let mine = |a, t| part(a, t * batch, &rows);
+        for t in (0..da.len_of(Axis(0))).rev() {
+            // dL/dh_t: from the output at step t and from step t + 1 (already in dh).
+            dh += &mine(dy, t);
+            dhs.index_axis_mut(Axis(0), t).assign(&dh);
+            let mut da_t = da.index_axis_mut(Axis(0), t);
+            pointwise_backward(
+                hidden,
+                whole(&mine(&cache.gates, t)),
+                whole(&mine(&cache.cs, t)),
+                whole(&mine(&cache.tanh_cs, t)),
+                whole(&dh),
+                whole_mut(&mut dc),
+                whole_mut(&mut da_t),
+            );
+            // dL/dh_{t-1} through the recurrence: da_t W_h^T.
+            matmul_into(F::one(), &da_t, w_h_t, F::zero(), &mut dh);
+        }
+    }
+    // ANCHOR_END: steps
+
     /// A layer with Glorot-uniform weights, zero biases, and the forget gate's input bias at
     /// one (Gers et al.; Jozefowicz et al., 2015), so that a fresh cell remembers by default.
     pub fn new(input: usize, hidden: usize, rng: &mut impl Rng) -> Self {
@@ -436,28 +552,17 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
         let mut tanh_cs = Array2::zeros((time * batch, hidden));
         hs.slice_mut(s![..batch, ..]).assign(&state.h);
         cs.slice_mut(s![..batch, ..]).assign(&state.c);
-        for t in 0..time {
-            // a_t += h_{t-1} W_h: one [batch, H] x [H, 4H] product per step.
-            matmul_into(
-                F::one(),
-                &rows(&hs, t, batch),
-                &self.w_h.value,
-                F::one(),
-                &mut rows_mut(&mut gates, t, batch),
-            );
-            let (h_done, h_next) = hs.view_mut().split_at(Axis(0), (t + 1) * batch);
-            let (c_done, mut c_next) = cs.view_mut().split_at(Axis(0), (t + 1) * batch);
-            let _ = h_done;
-            let mut h_next = h_next;
-            pointwise_forward(
-                hidden,
-                flat_mut(&mut gates, t, batch),
-                flat(&c_done, t, batch),
-                flat_mut(&mut c_next, 0, batch),
-                flat_mut(&mut tanh_cs, t, batch),
-                flat_mut(&mut h_next, 0, batch),
-            );
-        }
+        // The steps, seen as [step, sequence, unit]: the sequences never meet in the recurrence,
+        // so with two threads each runs half of them (see `halves`).
+        let parts = [
+            by_step(&mut gates, time),
+            by_step(&mut hs, time + 1),
+            by_step(&mut cs, time + 1),
+            by_step(&mut tanh_cs, time),
+        ];
+        halves(parts, batch, self.split(batch, time), |_, views| {
+            self.forward_steps(views)
+        });
         let y = hs.slice(s![batch.., ..]).to_owned();
         let last = State {
             h: rows(&hs, time, batch).to_owned(),
@@ -502,24 +607,21 @@ impl<F: Float> Recurrent<F> for Lstm<F> {
             ),
         };
         let mut da = Array2::zeros((tb, 4 * hidden));
-        let mut dh_norms = vec![0.0; time];
+        // Every step's total dL/dh_t, kept for the norms of the vanishing-gradient figure.
+        let mut dhs = Array2::zeros((tb, hidden));
         let w_h_t = transposed(&self.w_h.value);
-        for t in (0..time).rev() {
-            // dL/dh_t: from the output at step t and from step t + 1 (already in dh).
-            dh += &rows(dy, t, batch);
-            dh_norms[t] = frobenius(&dh);
-            pointwise_backward(
-                hidden,
-                flat(&cache.gates, t, batch),
-                flat(&cache.cs, t, batch),
-                flat(&cache.tanh_cs, t, batch),
-                dh.as_slice().expect("fresh array"),
-                dc.as_slice_mut().expect("fresh array"),
-                flat_mut(&mut da, t, batch),
-            );
-            // dL/dh_{t-1} through the recurrence: da_t W_h^T.
-            matmul_into(F::one(), &rows(&da, t, batch), &w_h_t, F::zero(), &mut dh);
-        }
+        let parts = [
+            by_step(&mut da, time),
+            by_step(&mut dhs, time),
+            by_step(&mut dh, 1),
+            by_step(&mut dc, 1),
+        ];
+        halves(parts, batch, self.split(batch, time), |rows, views| {
+            self.backward_steps(rows, cache, dy, &w_h_t, views)
+        });
+        let dh_norms = (0..time)
+            .map(|t| frobenius(&rows(&dhs, t, batch)))
+            .collect();
         // The weight gradients as one product over all steps each.
         let h_prev = cache.hs.slice(s![..tb, ..]);
         matmul_into(F::one(), &h_prev.t(), &da, F::one(), &mut self.w_h.grad);
