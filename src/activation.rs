@@ -44,10 +44,7 @@ pub fn sigmoid<F: Float, D: Dimension>(x: &Array<F, D>) -> Array<F, D> {
 
 /// [`sigmoid_scalar`] of every element, in place ([`vmath::sigmoid_f32`] for `f32`).
 pub fn sigmoid_all<F: Float>(xs: &mut [F]) {
-    match F::as_f32_slice(xs) {
-        Some(xs) => vmath::sigmoid_f32(xs),
-        None => xs.iter_mut().for_each(|x| *x = sigmoid_scalar(*x)),
-    }
+    vmath::apply(xs, vmath::sigmoid_f32, sigmoid_scalar);
 }
 
 /// One sigmoid: for negative `x` it uses `e^x / (1 + e^x)`, so `exp` never sees a large
@@ -99,18 +96,12 @@ pub fn gelu_backward<F: Float, D: Dimension>(x: &Array<F, D>, dy: &Array<F, D>) 
 
 /// [`gelu_scalar`] of every element, in place ([`vmath::gelu_f32`] for `f32`).
 pub fn gelu_all<F: Float>(xs: &mut [F]) {
-    match F::as_f32_slice(xs) {
-        Some(xs) => vmath::gelu_f32(xs),
-        None => xs.iter_mut().for_each(|x| *x = gelu_scalar(*x)),
-    }
+    vmath::apply(xs, vmath::gelu_f32, gelu_scalar);
 }
 
 /// [`gelu_grad_scalar`] of every element, in place ([`vmath::gelu_grad_f32`] for `f32`).
 pub fn gelu_grad_all<F: Float>(xs: &mut [F]) {
-    match F::as_f32_slice(xs) {
-        Some(xs) => vmath::gelu_grad_f32(xs),
-        None => xs.iter_mut().for_each(|x| *x = gelu_grad_scalar(*x)),
-    }
+    vmath::apply(xs, vmath::gelu_grad_f32, gelu_grad_scalar);
 }
 
 /// One GELU, `x Phi(x)`: the definition.

@@ -83,6 +83,22 @@ pub fn split_elements(len: usize) -> bool {
     len >= PARALLEL_ELEMENTS && threads() > 1
 }
 
+/// Calls `f` on every item of `items`: shared out between threads (in no set order) when
+/// [`split_elements`] says so for `elements`, else in order on this thread. For items that are
+/// independent of each other, so that neither the order nor the thread changes a result.
+pub fn for_each_shared<I>(items: I, elements: usize, f: impl Fn(I::Item) + Send + Sync)
+where
+    I: Iterator + Send,
+    I::Item: Send,
+{
+    use rayon::iter::{ParallelBridge, ParallelIterator};
+    if split_elements(elements) {
+        items.par_bridge().for_each(f);
+    } else {
+        items.for_each(f);
+    }
+}
+
 /// `a b`, as a new array: `[m, k] x [k, n] -> [m, n]`.
 ///
 /// Panics if the inner dimensions differ (a programming error, not an input error).

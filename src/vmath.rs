@@ -213,29 +213,29 @@ macro_rules! slice_kernel {
     };
 }
 
+/// Replaces every element `x` of `xs` by `f(x)`: through the vector loop `fast` when the
+/// elements are `f32`, else one number at a time with `exact` (the `f64` of the gradient checks).
+pub fn apply<F: Float>(xs: &mut [F], fast: fn(&mut [f32]), exact: impl Fn(F) -> F) {
+    match F::as_f32_slice(xs) {
+        Some(xs) => fast(xs),
+        None => xs.iter_mut().for_each(|x| *x = exact(*x)),
+    }
+}
+
 /// `e^x` of every element, in place: [`exp_f32`] for `f32`, the standard library's `exp` else.
 pub fn exp_all<F: Float>(xs: &mut [F]) {
-    match F::as_f32_slice(xs) {
-        Some(xs) => exp_f32(xs),
-        None => xs.iter_mut().for_each(|x| *x = x.exp()),
-    }
+    apply(xs, exp_f32, F::exp);
 }
 
 /// `tanh x` of every element, in place: [`tanh_f32`] for `f32`, the standard library's else.
 pub fn tanh_all<F: Float>(xs: &mut [F]) {
-    match F::as_f32_slice(xs) {
-        Some(xs) => tanh_f32(xs),
-        None => xs.iter_mut().for_each(|x| *x = x.tanh()),
-    }
+    apply(xs, tanh_f32, F::tanh);
 }
 
 /// `ln(1 + e^{-|x|})` of every element, in place: [`softplus_tail_f32`] for `f32`, the standard
 /// library's `exp` and `ln_1p` for `f64`.
 pub fn softplus_tail_all<F: Float>(xs: &mut [F]) {
-    match F::as_f32_slice(xs) {
-        Some(xs) => softplus_tail_f32(xs),
-        None => xs.iter_mut().for_each(|x| *x = (-x.abs()).exp().ln_1p()),
-    }
+    apply(xs, softplus_tail_f32, |x| (-x.abs()).exp().ln_1p());
 }
 
 slice_kernel!(

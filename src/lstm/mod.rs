@@ -271,17 +271,15 @@ fn halves<'a, F: Float, const N: usize>(
         return f(0..batch, views);
     }
     let mid = batch / 2;
-    let (mut first, mut second) = (Vec::new(), Vec::new());
-    for v in views {
+    let mut second = Vec::with_capacity(N);
+    let first = views.map(|v| {
         let (a, b) = v.split_at(Axis(1), mid);
-        first.push(a);
         second.push(b);
-    }
-    let array = |v: Vec<ArrayViewMut3<'a, F>>| -> [ArrayViewMut3<'a, F>; N] {
-        let mut v = v.into_iter();
-        std::array::from_fn(|_| v.next().expect("one half per view"))
-    };
-    let (first, second) = (array(first), array(second));
+        a
+    });
+    let second: [_; N] = second
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one second half per view"));
     rayon::join(|| f(0..mid, first), || f(mid..batch, second));
 }
 
@@ -304,7 +302,7 @@ fn whole<F>(a: &ArrayRef2<F>) -> &[F] {
 }
 
 /// [`whole`], mutably.
-fn whole_mut<F>(a: &mut ArrayRef2<F>) -> &mut [F] {
+pub(crate) fn whole_mut<F>(a: &mut ArrayRef2<F>) -> &mut [F] {
     a.as_slice_mut()
         .expect("whole rows of a standard-layout array")
 }

@@ -5,7 +5,7 @@
 //! Shapes: `w_x` is `[in, hidden]`, `w_h` is `[hidden, hidden]`, both biases `[hidden]`; the
 //! state is `h`, `[batch, hidden]`.
 
-use super::{Recurrent, SeqGrads, frobenius, rows, rows_mut, transposed};
+use super::{Recurrent, SeqGrads, frobenius, rows, rows_mut, transposed, whole_mut};
 use crate::float::Float;
 use crate::init::glorot_uniform;
 use crate::matmul::{matmul, matmul_into};
@@ -106,7 +106,7 @@ impl<F: Float> Recurrent<F> for TanhRnn<F> {
                 F::one(),
                 &mut a,
             );
-            crate::vmath::tanh_all(a.as_slice_mut().expect("whole rows of a fresh array"));
+            crate::vmath::tanh_all(whole_mut(&mut a));
         }
         let y = hs.slice(s![batch.., ..]).to_owned();
         let last = rows(&hs, time, batch).to_owned();

@@ -28,13 +28,12 @@ pub mod models;
 use crate::float::Float;
 use crate::init::glorot_uniform;
 use crate::linear::{Linear, LinearCache};
-use crate::matmul::{matmul_into, split_elements};
+use crate::matmul::{for_each_shared, matmul_into};
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayRef2, ArrayRef3, ArrayViewMut2, ArrayViewMut3, Axis,
     Order, s,
 };
 use rand::Rng;
-use rayon::iter::{ParallelBridge, ParallelIterator};
 
 // ANCHOR: mask
 /// Which keys a query may look at.
@@ -332,11 +331,7 @@ impl<F: Float> MultiHeadAttention<F> {
             .outer_iter_mut()
             .zip(merged.axis_chunks_iter_mut(Axis(0), tq));
         // With more than one thread the sequences are shared out (each alone: the same bits).
-        if split_elements(batch * h * tq * tk) {
-            blocks.enumerate().par_bridge().for_each(one_sequence);
-        } else {
-            blocks.enumerate().for_each(one_sequence);
-        }
+        for_each_shared(blocks.enumerate(), batch * h * tq * tk, one_sequence);
         let (y, lo) = self.wo.forward_owned(merged);
         let y = y
             .into_shape_with_order((batch, tq, d))
@@ -399,11 +394,7 @@ impl<F: Float> MultiHeadAttention<F> {
             .axis_chunks_iter_mut(Axis(0), tq)
             .zip(dkey.axis_chunks_iter_mut(Axis(0), tk))
             .zip(dv.axis_chunks_iter_mut(Axis(0), tk));
-        if split_elements(batch * h * tq * tk) {
-            blocks.enumerate().par_bridge().for_each(one_sequence);
-        } else {
-            blocks.enumerate().for_each(one_sequence);
-        }
+        for_each_shared(blocks.enumerate(), batch * h * tq * tk, one_sequence);
         let dxq = self.wq.backward(&cache.lq, &dq);
         let dxkv = self.wk.backward(&cache.lk, &dkey) + self.wv.backward(&cache.lv, &dv);
         let shape = |x: Array2<F>, t| {
