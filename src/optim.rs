@@ -8,7 +8,8 @@
 use crate::float::{Float, c};
 use crate::matmul::split_elements;
 use crate::param::{ParamMut, Params};
-use ndarray::{ArrayD, Zip};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, Zip};
+use rayon::prelude::*;
 
 /// Per-parameter state arrays, created on the first step and matched by name afterwards.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +44,50 @@ impl<F: Float> Slots<F> {
             i += 1;
         });
         assert_eq!(i, self.names.len(), "optimiser: the model lost parameters");
+    }
+}
+
+/// Calls `update(w, g, m, v)` on every element of a parameter's values, its gradient and two
+/// state arrays of its shape. When all four are contiguous in the standard order this is a loop
+/// over plain slices, which the compiler turns into vector instructions (ndarray's `Zip` steps
+/// by a stride only known at run time, one element at a time); a large parameter is shared
+/// between threads. Each element is updated on its own either way, so the bits are the same.
+fn for_each_element<F: Float>(
+    mut w: ArrayViewMutD<'_, F>,
+    g: ArrayViewD<'_, F>,
+    m: &mut ArrayD<F>,
+    v: &mut ArrayD<F>,
+    update: impl Fn(&mut F, &F, &mut F, &mut F) + Send + Sync,
+) {
+    let split = split_elements(w.len());
+    match (
+        w.as_slice_mut(),
+        g.as_slice(),
+        m.as_slice_mut(),
+        v.as_slice_mut(),
+    ) {
+        (Some(w), Some(g), Some(m), Some(v)) => {
+            let run = |w: &mut [F], g: &[F], m: &mut [F], v: &mut [F]| {
+                let each = w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+                each.for_each(|(((w, g), m), v)| update(w, g, m, v));
+            };
+            if split {
+                let chunk = w.len().div_ceil(rayon::current_num_threads());
+                (w.par_chunks_mut(chunk).zip(g.par_chunks(chunk)))
+                    .zip(m.par_chunks_mut(chunk).zip(v.par_chunks_mut(chunk)))
+                    .for_each(|((w, g), (m, v))| run(w, g, m, v));
+            } else {
+                run(w, g, m, v);
+            }
+        }
+        _ => {
+            let each = Zip::from(w).and(g).and(m).and(v);
+            if split {
+                each.par_for_each(update);
+            } else {
+                each.for_each(update);
+            }
+        }
     }
 }
 
@@ -136,13 +181,7 @@ impl<F: Float> Adam<F> {
                 let v_hat = *v / correct2;
                 *w -= lr * m_hat / (v_hat.sqrt() + eps);
             };
-            let each = Zip::from(p.value).and(&p.grad).and(m).and(v);
-            // Large parameters are shared between threads (element by element: same bits).
-            if split_elements(each.size()) {
-                each.par_for_each(update);
-            } else {
-                each.for_each(update);
-            }
+            for_each_element(p.value, p.grad.view(), m, v, update);
         });
     }
 }

@@ -234,6 +234,21 @@ pub fn shapes<F: Float>(model: &impl Params<F>) -> Vec<(String, Vec<usize>)> {
     out
 }
 
+/// Whether every gradient is a finite number (neither NaN nor infinite). Unlike
+/// [`grad_norm`]'s running sum, the test of one element does not wait for the previous one, so
+/// the scan runs in vector registers: the check a training step makes every time.
+pub fn grads_finite<F: Float>(model: &impl Params<F>) -> bool {
+    let mut finite = true;
+    model.visit_ref("", &mut |_, p| {
+        finite &= match p.grad.as_slice_memory_order() {
+            // `&` rather than `&&`: no early exit, so the loop vectorises.
+            Some(all) => all.iter().fold(true, |ok, g| ok & g.is_finite()),
+            None => p.grad.iter().all(|g| g.is_finite()),
+        };
+    });
+    finite
+}
+
 /// The global L2 norm of all gradients: `sqrt(sum of squares)`, in f64.
 pub fn grad_norm<F: Float>(model: &impl Params<F>) -> f64 {
     let mut s = 0.0_f64;

@@ -9,7 +9,7 @@
 
 use crate::float::Float;
 use crate::optim::Optimizer;
-use crate::param::{Params, grad_norm, zero_grads};
+use crate::param::{Params, grad_norm, grads_finite, zero_grads};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -129,19 +129,33 @@ pub fn main<P: Parser + Send>(run: impl FnOnce(P) -> Result<()> + Send) -> ExitC
 /// performance appendix's profiles found a fifth of the attention and LSTM workloads' time in
 /// the kernel doing that. Raising the mmap threshold to 32 MiB (the most glibc accepts: larger
 /// than any array a training step of the book allocates) and the trim threshold out of reach
-/// removes it. Nothing else changes: the same arithmetic runs on the same values. Elsewhere than glibc
-/// on Linux this does nothing, and so it does when `DLFS_ALLOCATOR_DEFAULTS=1` is set (what
+/// removes it.
+///
+/// A third setting is for programs that use several threads. There a step runs on a worker
+/// thread of the pool (see [`crate::matmul::on_workers`]), and glibc gives each thread its own
+/// arena: a heap of at most 64 MiB, chained to a further heap when it fills. A chained heap that
+/// becomes wholly free is unmapped whatever the trim threshold says, so a step whose arrays
+/// overflow one heap (the Transformer workload's do) faulted in a few megabytes afresh every
+/// step. Limiting glibc to one arena, the main one, whose heap is never trimmed with the setting
+/// above, removes that too. The threads then share the arena's lock; in profiles of the
+/// Transformer and attention workloads at two threads, all of the allocator's functions together
+/// took under 1% of a step and waiting for that lock 0.01%.
+///
+/// Nothing else changes: the same arithmetic runs on the same values. Elsewhere than glibc on
+/// Linux this does nothing, and so it does when `DLFS_ALLOCATOR_DEFAULTS=1` is set (what
 /// `bench/perf_profile.py` uses to measure the difference).
 pub fn keep_freed_memory() {
     if std::env::var_os("DLFS_ALLOCATOR_DEFAULTS").is_some_and(|v| v == "1") {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` only sets two of the allocator's thresholds; it is called before the
-    // program allocates anything large, and it is thread-safe.
+    // SAFETY: `mallopt` only sets the allocator's two thresholds and its arena limit; it is
+    // called before the program allocates anything large or starts a thread, and it is
+    // thread-safe.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
@@ -592,8 +606,9 @@ impl std::fmt::Display for Table {
 // ANCHOR: train_step
 /// One training step, the part every chapter's loop shares: clears the gradients, runs the
 /// chapter's `forward_backward` (which computes the loss, runs the backward pass and returns
-/// the loss), stops with a [`NonFinite`] error if the loss or the gradient norm is not a finite
-/// number, and updates the parameters. Returns the loss. `step` counts from 1, for the message.
+/// the loss), stops with a [`NonFinite`] error if the loss or a gradient is not a finite number
+/// (the message gives the gradient norm, which is then NaN or infinite), and updates the
+/// parameters. Returns the loss. `step` counts from 1, for the message.
 pub fn train_step<F: Float, M: Params<F>>(
     step: usize,
     model: &mut M,
@@ -603,7 +618,11 @@ pub fn train_step<F: Float, M: Params<F>>(
     zero_grads(model);
     let loss = forward_backward(model).as_f64();
     ensure_finite(step, "training loss", loss)?;
-    ensure_finite(step, "gradient norm", grad_norm(model))?;
+    // For f32 gradients this is the same test as a finite norm (the f64 sum of their squares
+    // cannot overflow), without the norm's serial sum over every parameter.
+    if !grads_finite(model) {
+        ensure_finite(step, "gradient norm", grad_norm(model))?;
+    }
     optimizer.step(model);
     Ok(loss)
 }

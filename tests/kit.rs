@@ -7,9 +7,9 @@ use dlfs::data::mnist::MnistSplits;
 use dlfs::linear::Linear;
 use dlfs::mlp::Mlp;
 use dlfs::optim::{OptimizerArgs, OptimizerConfig, OptimizerKind};
-use dlfs::param::{Param1, count, names, shapes};
+use dlfs::param::{Param1, count, grads_finite, names, shapes};
 use dlfs::runner::{CommonArgs, Table, pct, train_step};
-use ndarray::{Array1, Array2, array};
+use ndarray::{Array1, Array2, ShapeBuilder, array};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::io::Write;
@@ -103,6 +103,31 @@ fn train_step_clears_gradients_steps_and_stops_on_nan() {
     .unwrap_err();
     assert!(err.to_string().contains("gradient norm"));
     assert_eq!(layer.w.value, before, "no step is taken on a bad gradient");
+}
+
+#[test]
+fn the_finite_check_sees_every_gradient_element() {
+    // Long enough for the vector loop and its remainder.
+    let mut mlp = Mlp::<f32>::new(&[37, 19, 3], &mut rng(0));
+    assert!(grads_finite(&mlp));
+    let len = mlp.layers[0].w.grad.len();
+    for (at, bad) in [
+        (0, f32::NAN),
+        (len / 2, f32::INFINITY),
+        (len - 1, f32::NEG_INFINITY),
+    ] {
+        mlp.layers[0].w.grad.as_slice_mut().unwrap()[at] = bad;
+        assert!(!grads_finite(&mlp), "{bad} at {at} of {len}");
+        mlp.layers[0].w.grad.as_slice_mut().unwrap()[at] = 0.0;
+        assert!(grads_finite(&mlp));
+    }
+    mlp.layers[1].b.grad[2] = f32::NAN;
+    assert!(!grads_finite(&mlp), "NaN in the last parameter");
+    mlp.layers[1].b.grad[2] = 0.0;
+    mlp.layers[0].w.grad = Array2::zeros((37, 19).f());
+    assert!(mlp.layers[0].w.grad.as_slice().is_none(), "column-major");
+    mlp.layers[0].w.grad[[3, 5]] = f32::NAN;
+    assert!(!grads_finite(&mlp), "NaN in a gradient stored column-major");
 }
 
 #[test]
