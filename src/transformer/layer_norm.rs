@@ -14,8 +14,9 @@
 //! `ds / dx_i = -s^3 (x_i - mu) / d`). Summing `g_j` times it over `j` gives the formula.
 
 use crate::float::Float;
+use crate::matmul::split_elements;
 use crate::param::Param1;
-use ndarray::{Array1, Array2, ArrayRef2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayRef2, ArrayView1, ArrayViewMut1, Axis, Zip};
 
 // ANCHOR: struct
 /// Layer normalisation over the last axis with a learned gain `gamma` and shift `beta`.
@@ -71,19 +72,34 @@ impl<F: Float> LayerNorm<F> {
     pub fn forward(&self, x: &ArrayRef2<F>) -> (Array2<F>, LayerNormCache<F>) {
         self.check(x);
         let d = F::of(x.ncols() as f64);
-        let mut xhat = x.to_owned();
+        let (gamma, beta) = (&self.gamma.value, &self.beta.value);
+        let mut xhat = Array2::zeros(x.raw_dim());
+        let mut y = Array2::zeros(x.raw_dim());
         let mut inv_std = Array1::zeros(x.nrows());
-        for (mut row, s) in xhat.rows_mut().into_iter().zip(inv_std.iter_mut()) {
-            let mu = row.sum() / d;
-            row.mapv_inplace(|v| v - mu);
-            let var = row.fold(F::zero(), |a, &v| a + v * v) / d;
-            *s = F::one() / (var + self.eps).sqrt();
-            let s = *s;
-            row.mapv_inplace(|v| v * s);
+        let each = Zip::from(x.rows())
+            .and(xhat.rows_mut())
+            .and(y.rows_mut())
+            .and(&mut inv_std);
+        let one_row =
+            |x: ArrayView1<F>, mut xhat: ArrayViewMut1<F>, mut y: ArrayViewMut1<F>, s: &mut F| {
+                let mu = x.sum() / d;
+                Zip::from(&mut xhat).and(&x).for_each(|h, &v| *h = v - mu);
+                let var = xhat.fold(F::zero(), |a, &v| a + v * v) / d;
+                *s = F::one() / (var + self.eps).sqrt();
+                let s = *s;
+                xhat.mapv_inplace(|v| v * s);
+                Zip::from(&mut y)
+                    .and(&xhat)
+                    .and(gamma)
+                    .and(beta)
+                    .for_each(|y, &h, &g, &b| *y = h * g + b);
+            };
+        // The rows are independent: shared between threads when there are several.
+        if split_elements(x.len()) {
+            each.par_for_each(one_row);
+        } else {
+            each.for_each(one_row);
         }
-        let mut y = xhat.clone();
-        y *= &self.gamma.value;
-        y += &self.beta.value;
         (y, LayerNormCache { xhat, inv_std })
     }
     // ANCHOR_END: forward
@@ -108,19 +124,27 @@ impl<F: Float> LayerNorm<F> {
         self.gamma.grad += &gx.sum_axis(Axis(0));
         self.beta.grad += &dy.sum_axis(Axis(0));
         let d = F::of(dy.ncols() as f64);
-        let mut dx = dy.to_owned();
-        dx *= &self.gamma.value;
-        for ((mut g, xhat), &s) in dx
-            .rows_mut()
-            .into_iter()
-            .zip(cache.xhat.rows())
-            .zip(&cache.inv_std)
-        {
+        let gamma = &self.gamma.value;
+        let mut dx = Array2::zeros(dy.raw_dim());
+        let each = Zip::from(dx.rows_mut())
+            .and(dy.rows())
+            .and(cache.xhat.rows())
+            .and(&cache.inv_std);
+        let one_row = |mut g: ArrayViewMut1<F>, dy: ArrayView1<F>, xhat: ArrayView1<F>, &s: &F| {
+            Zip::from(&mut g)
+                .and(&dy)
+                .and(gamma)
+                .for_each(|g, &dy, &gm| *g = dy * gm);
             let mean_g = g.sum() / d;
             let mean_gx = g.iter().zip(&xhat).fold(F::zero(), |a, (&g, &x)| a + g * x) / d;
             Zip::from(&mut g)
                 .and(&xhat)
                 .for_each(|g, &x| *g = s * (*g - mean_g - x * mean_gx));
+        };
+        if split_elements(dy.len()) {
+            each.par_for_each(one_row);
+        } else {
+            each.for_each(one_row);
         }
         dx
     }
