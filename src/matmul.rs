@@ -103,9 +103,30 @@ where
 ///
 /// Panics if the inner dimensions differ (a programming error, not an input error).
 pub fn matmul<F: Float>(a: &ArrayRef2<F>, b: &ArrayRef2<F>) -> Array2<F> {
-    let mut c = Array2::zeros((a.nrows(), b.ncols()));
-    matmul_into(F::one(), a, b, F::zero(), &mut c);
-    c
+    let ((m, k), (k2, n)) = (a.dim(), b.dim());
+    if k != k2 || k == 0 || m == 0 || n == 0 {
+        // The checks and the empty sum, as `matmul_into` does them.
+        let mut c = Array2::zeros((m, n));
+        matmul_into(F::one(), a, b, F::zero(), &mut c);
+        return c;
+    }
+    // The product writes every entry and reads none first, so the array is not zeroed first (a
+    // pass over memory that showed in the profiles).
+    let mut c = Array2::<F>::uninit((m, n));
+    // SAFETY: `c` is a fresh `[m, n]` array in standard layout (strides `[n, 1]`), borrowed by
+    // nobody else; with beta = 0, `product` writes each of its entries before reading it, so
+    // every entry is initialised when `assume_init` runs.
+    unsafe {
+        product(
+            F::one(),
+            a,
+            b,
+            F::zero(),
+            c.as_mut_ptr().cast::<F>(),
+            [n as isize, 1],
+        );
+        c.assume_init()
+    }
 }
 
 /// `c = alpha a b + beta c`, in place. With `beta = 0` the old contents of `c` are not read
@@ -139,23 +160,44 @@ pub fn matmul_into<F: Float>(
         }
         return;
     }
+    let sc = [c.strides()[0], c.strides()[1]];
+    // SAFETY: `c`'s pointer and strides describe it exactly (ndarray's `as_mut_ptr` is the first
+    // element and `strides` are in elements, negative ones included); the shapes were checked
+    // above, and `c` is borrowed mutably, so it overlaps neither operand.
+    unsafe { product(alpha, a, b, beta, c.as_mut_ptr(), sc) }
+}
+
+/// `c = alpha a b + beta c` through `gemm`, for nonempty shapes already checked, with `c` given
+/// by its first element's pointer and its strides (in elements). With `beta = 0` no entry of `c`
+/// is read before it is written.
+///
+/// # Safety
+///
+/// `c` and `strides` must describe an `[a.nrows(), b.ncols()]` array that is valid for writes
+/// (and for reads when `beta` is not zero) and overlaps neither `a` nor `b`.
+unsafe fn product<F: Float>(
+    alpha: F,
+    a: &ArrayRef2<F>,
+    b: &ArrayRef2<F>,
+    beta: F,
+    c: *mut F,
+    sc: [isize; 2],
+) {
+    let ((m, k), n) = (a.dim(), b.ncols());
     let parallelism = match threads() {
         t if t > 1 && m * n * k >= PARALLEL_WORK => gemm::Parallelism::Rayon(t),
         _ => gemm::Parallelism::None,
     };
     let (sa, sb) = (a.strides(), b.strides());
-    let sc = [c.strides()[0], c.strides()[1]];
-    // SAFETY: the three pointers and their strides describe the arrays exactly (ndarray's
-    // `as_ptr` is the first element and `strides` are in elements, negative ones included); the
-    // shapes were checked above; `c` is borrowed mutably, so it overlaps neither operand; and
-    // `gemm::gemm` supports `f32` and `f64`, the only two `Float` types.
+    // SAFETY: the operands' pointers and strides describe them exactly, `c` is as the caller
+    // promises, and `gemm::gemm` supports `f32` and `f64`, the only two `Float` types.
     unsafe {
         // gemm's own naming: dst = alpha * dst + beta * lhs rhs, reading dst only if asked to.
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             sc[1],
             sc[0],
             beta != F::zero(),
