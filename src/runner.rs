@@ -142,12 +142,15 @@ pub fn main<P: Parser + Send>(run: impl FnOnce(P) -> Result<()> + Send) -> ExitC
 /// took under 1% of a step and waiting for that lock 0.01%.
 ///
 /// Nothing else changes: the same arithmetic runs on the same values. Elsewhere than glibc on
-/// Linux this does nothing, and so it does when `DLFS_ALLOCATOR_DEFAULTS=1` is set (what
-/// `bench/perf_profile.py` uses to measure the difference).
+/// Linux this does nothing, and so it does when `DLFS_ALLOCATOR_DEFAULTS=1` is set;
+/// `DLFS_ALLOCATOR_DEFAULTS=arenas` sets the two thresholds and leaves the arenas alone.
+/// `bench/perf_profile.py` uses both to measure what each setting does.
 pub fn keep_freed_memory() {
-    if std::env::var_os("DLFS_ALLOCATOR_DEFAULTS").is_some_and(|v| v == "1") {
+    let defaults = std::env::var_os("DLFS_ALLOCATOR_DEFAULTS");
+    if defaults.as_ref().is_some_and(|v| v == "1") {
         return;
     }
+    let one_arena = defaults.is_none_or(|v| v != "arenas");
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets the allocator's two thresholds and its arena limit; it is
     // called before the program allocates anything large or starts a thread, and it is
@@ -155,8 +158,12 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+        if one_arena {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = one_arena;
 }
 
 /// The output folder of one program run, and the record of how the run was made.
