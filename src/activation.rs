@@ -10,6 +10,7 @@
 //! loops of [`crate::vmath`], in `f64` the one-number formulas written here.
 
 use crate::float::{Float, c};
+use crate::matmul::split_elements;
 use crate::vmath;
 use ndarray::{Array, Dimension, Zip};
 
@@ -90,7 +91,12 @@ pub fn gelu<F: Float, D: Dimension>(x: &Array<F, D>) -> Array<F, D> {
 /// `dx = dy * (Phi(x) + x phi(x))`, with `phi` the standard normal density.
 pub fn gelu_backward<F: Float, D: Dimension>(x: &Array<F, D>, dy: &Array<F, D>) -> Array<F, D> {
     let mut dx = map_all(x, gelu_grad_all);
-    Zip::from(&mut dx).and(dy).for_each(|d, &g| *d *= g);
+    let each = Zip::from(&mut dx).and(dy);
+    if split_elements(each.size()) {
+        each.par_for_each(|d, &g| *d *= g);
+    } else {
+        each.for_each(|d, &g| *d *= g);
+    }
     dx
 }
 
