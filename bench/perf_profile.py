@@ -7,9 +7,9 @@ the samples into a few kinds of work, and prints the performance appendix's prof
 
 Each workload runs twice: as the chapters run it, and with `DLFS_ALLOCATOR_DEFAULTS=1`, which
 leaves glibc's allocator at its defaults (see `runner::keep_freed_memory`), so the table shows
-what that one change saved and where the rest of the time goes. A second table counts the page
-faults of a timed step at two threads (`perf stat`, the difference between a long and a short
-run, per step) with the allocator at its defaults, with only its two thresholds set
+what that one change saved and where the rest of the time goes. A second table gives the page
+faults of a timed step at two threads (which the bench counts over its timed steps) with the
+allocator at its defaults, with only its two thresholds set
 (`DLFS_ALLOCATOR_DEFAULTS=arenas`) and as the chapters set it (one arena as well). Needs `perf`
 (Debian's linux-perf) and a release build of the bench (`cargo build --release --example bench`).
 """
@@ -71,27 +71,17 @@ def profile(workload, defaults):
     return line["step_ms_median"], shares
 
 
-LONG, SHORT = 70, 20
-
-
 def faults_per_step(workload, allocator):
-    """Page faults per timed step at two threads and the step's median (ms), with
-    DLFS_ALLOCATOR_DEFAULTS set to `allocator` (None: unset)."""
+    """Page faults per timed step at two threads (as the bench counts them over its timed steps)
+    and the step's median (ms), with DLFS_ALLOCATOR_DEFAULTS set to `allocator` (None: unset)."""
     env = dict(os.environ)
     env.pop("DLFS_ALLOCATOR_DEFAULTS", None)
     if allocator is not None:
         env["DLFS_ALLOCATOR_DEFAULTS"] = allocator
-    counts = {}
-    for steps in (SHORT, LONG):
-        run = subprocess.run(
-            ["perf", "stat", "-x", ",", "-e", "page-faults", BENCH, workload, "--threads", "2",
-             "--steps", str(steps)],
-            env=env, capture_output=True, text=True, check=True,
-        )
-        line = json.loads(next(l for l in run.stdout.splitlines() if l.startswith("{")))
-        count = next(l for l in run.stderr.splitlines() if "page-faults" in l).split(",")[0]
-        counts[steps] = (int(count), line["step_ms_median"])
-    return (counts[LONG][0] - counts[SHORT][0]) / (LONG - SHORT), counts[LONG][1]
+    run = subprocess.run([BENCH, workload, "--threads", "2"], env=env, capture_output=True,
+                         text=True, check=True)
+    line = json.loads(next(l for l in run.stdout.splitlines() if l.startswith("{")))
+    return line["page_faults_per_step"], line["step_ms_median"]
 
 
 def main():
@@ -118,13 +108,11 @@ def main():
             cells = " | ".join(f"{shares[k]:.1f}" for k in kinds)
             print(f"| `{n}` | {'defaults' if defaults else 'kept'} | {ms:.2f} | {cells} |", flush=True)
     print()
-    print(f"Page faults per timed step at two threads: `perf stat -e page-faults` of {LONG} and of"
-          f" {SHORT} timed steps, the difference divided by {LONG - SHORT} (the warm-up and the"
-          " setup cancel out); the step time is the longer run's median, one run, so it is only a"
-          " rough guide, and a count within a few faults of zero (either sign) is the run-to-run"
-          " variation of the setup's own faults. *defaults* is glibc's allocator at its defaults, *thresholds* sets the"
-          " mmap and trim thresholds only, *kept* is the chapters' setting (the thresholds and one"
-          " arena).")
+    print("Page faults per timed step at two threads, as the bench counts them (the process's minor"
+          " and major faults over its 50 timed steps, from `getrusage`, divided by 50), and the"
+          " step's median time from the same run: one run each, so the times are only a rough"
+          " guide. *defaults* is glibc's allocator at its defaults, *thresholds* sets the mmap and"
+          " trim thresholds only, *kept* is the chapters' setting (the thresholds and one arena).")
     print()
     modes = [("defaults", "1"), ("thresholds", "arenas"), ("kept", None)]
     print("| workload | " + " | ".join(f"{m}: faults per step | {m}: step (ms)" for m, _ in modes) + " |")
@@ -133,7 +121,7 @@ def main():
         cells = []
         for _, value in modes:
             faults, ms = faults_per_step(n, value)
-            cells += [f"{round(faults) + 0}", f"{ms:.2f}"]
+            cells += [f"{faults:.1f}", f"{ms:.2f}"]
         print(f"| `{n}` | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -649,14 +649,16 @@ fn time(name: &str, w: &mut dyn Workload, cli: &Cli, threads: usize) -> Result<S
         w.step(step)?;
     }
     let mut ms = Vec::with_capacity(cli.steps as usize);
+    let faults_before = page_faults();
     for _ in 0..cli.steps {
         step += 1;
         let start = Instant::now();
         w.step(step)?;
         ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
+    let faults = faults_before.zip(page_faults()).map(|(a, b)| b - a);
     let median = median(&mut ms).expect("at least one timed step");
-    Ok(serde_json::json!({
+    let mut line = serde_json::json!({
         "workload": name,
         "step_ms_median": (median * 1000.0).round() / 1000.0,
         "step_ms_min": (ms[0] * 1000.0).round() / 1000.0, // sorted by `median`
@@ -665,8 +667,34 @@ fn time(name: &str, w: &mut dyn Workload, cli: &Cli, threads: usize) -> Result<S
         "params": w.params(),
         "flops_per_step": w.flops(),
         "impl": "dlfs",
-    })
-    .to_string())
+    });
+    if let Some(f) = faults {
+        // What the allocator settings of `runner::keep_freed_memory` are about (see
+        // `bench/perf_profile.py`): pages the kernel had to map afresh during the timed steps.
+        line["page_faults_per_step"] =
+            serde_json::json!((f as f64 / cli.steps as f64 * 10.0).round() / 10.0);
+    }
+    Ok(line.to_string())
+}
+
+/// The page faults of this process so far (minor and major, all threads), where the system
+/// counts them.
+fn page_faults() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+        // SAFETY: `getrusage` fills the struct it is given and reports failure by its result,
+        // which is checked before the struct is read.
+        let usage = unsafe {
+            if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+                return None;
+            }
+            usage.assume_init()
+        };
+        u64::try_from(usage.ru_minflt + usage.ru_majflt).ok()
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 fn parity(name: &str, w: &mut dyn Workload, dir: &Path) -> Result<()> {

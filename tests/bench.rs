@@ -41,6 +41,8 @@ fn each_workload_prints_one_json_line() {
         assert!(l["step_ms_median"].as_f64().unwrap() > 0.0);
         assert_eq!(l["threads"], 1);
         assert_eq!(l["steps"], 2);
+        #[cfg(unix)]
+        assert!(l["page_faults_per_step"].as_f64().unwrap() >= 0.0, "{l}");
     }
     // The counts of BENCHMARKS.md's example line.
     assert_eq!(lines[0]["params"], 269_322);
