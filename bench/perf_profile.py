@@ -41,10 +41,18 @@ KINDS = [
 ]
 
 
-def profile(workload, defaults):
+def bench_env(allocator):
+    """This environment with DLFS_ALLOCATOR_DEFAULTS set to `allocator`, or unset for None (so
+    that a value left in the caller's environment cannot change the chapters' setting)."""
     env = dict(os.environ)
-    if defaults:
-        env["DLFS_ALLOCATOR_DEFAULTS"] = "1"
+    env.pop("DLFS_ALLOCATOR_DEFAULTS", None)
+    if allocator is not None:
+        env["DLFS_ALLOCATOR_DEFAULTS"] = allocator
+    return env
+
+
+def profile(workload, defaults):
+    env = bench_env("1" if defaults else None)
     with tempfile.TemporaryDirectory() as tmp:
         data = f"{tmp}/perf.data"
         run = subprocess.run(
@@ -74,12 +82,8 @@ def profile(workload, defaults):
 def faults_per_step(workload, allocator):
     """Page faults per timed step at two threads (as the bench counts them over its timed steps)
     and the step's median (ms), with DLFS_ALLOCATOR_DEFAULTS set to `allocator` (None: unset)."""
-    env = dict(os.environ)
-    env.pop("DLFS_ALLOCATOR_DEFAULTS", None)
-    if allocator is not None:
-        env["DLFS_ALLOCATOR_DEFAULTS"] = allocator
-    run = subprocess.run([BENCH, workload, "--threads", "2"], env=env, capture_output=True,
-                         text=True, check=True)
+    run = subprocess.run([BENCH, workload, "--threads", "2"], env=bench_env(allocator),
+                         capture_output=True, text=True, check=True)
     line = json.loads(next(l for l in run.stdout.splitlines() if l.startswith("{")))
     return line["page_faults_per_step"], line["step_ms_median"]
 

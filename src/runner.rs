@@ -150,7 +150,6 @@ pub fn keep_freed_memory() {
     if defaults.as_ref().is_some_and(|v| v == "1") {
         return;
     }
-    let one_arena = defaults.is_none_or(|v| v != "arenas");
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` only sets the allocator's two thresholds and its arena limit; it is
     // called before the program allocates anything large or starts a thread, and it is
@@ -158,12 +157,10 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        if one_arena {
+        if defaults.is_none_or(|v| v != "arenas") {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = one_arena;
 }
 
 /// The output folder of one program run, and the record of how the run was made.
